@@ -1,0 +1,170 @@
+"""Command line: `python -m engine run SPEC --out DIR`, `schema`, `presets`, `demo`.
+
+User mistakes end in one line on stderr and exit code 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from . import __version__
+from .errors import JobCancelled, RegiaError, SpecErrors
+from .optimize import CancelToken, Progress, Result
+from .spec import JobSpec
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+def _losses_summary(losses: dict[str, float], limit: int = 4) -> str:
+    top = sorted(losses.items(), key=lambda kv: -abs(kv[1]))[:limit]
+    return " ".join(f"{k}={v:.3f}" for k, v in top)
+
+
+def run_spec_file(spec_path: Path, out_dir: Path, device_name: str = "auto", quiet: bool = False) -> Result:
+    """Validate, prepare and run one spec file, writing everything into out_dir."""
+    import torch  # noqa: F401  (imported here so that `schema` and errors stay fast)
+
+    from .device import pick_device
+    from .job import prepare_job
+    from .optimize import run
+    from .outputs import RunFolder
+    from .refs import FolderSource
+    from .spec import load_spec_file
+
+    spec = load_spec_file(spec_path)
+    source = FolderSource(spec_path.parent)
+    device = pick_device(device_name)
+    job = prepare_job(spec, source, device)
+    folder = RunFolder(out_dir)
+    folder.prepare([source.path_of(ref) for _, ref in spec.image_refs() if not ref.startswith("blob:")])
+    folder.write_spec(job.spec)
+
+    bar = tqdm(total=spec.steps, desc="regia", unit="step", disable=quiet, dynamic_ncols=True)
+
+    def on_progress(progress: Progress) -> None:
+        bar.update(progress.step - bar.n)
+        if progress.losses:
+            bar.set_postfix_str(f"total={progress.total:.3f} {_losses_summary(progress.losses)}", refresh=False)
+        if progress.preview is not None:
+            folder.write_preview(progress.step, progress.preview)
+
+    try:
+        result = run(job, on_progress=on_progress, cancel=CancelToken())
+    finally:
+        bar.close()
+    folder.write_result(result.image)
+    folder.write_losses(result.history)
+    return result
+
+
+def _print_error(exc: BaseException) -> None:
+    if isinstance(exc, SpecErrors):
+        for error in exc.errors:
+            print(f"error: {error.one_line()}", file=sys.stderr)
+    else:
+        print(f"error: {exc}", file=sys.stderr)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    result = run_spec_file(Path(args.spec), Path(args.out), args.device, args.quiet)
+    print(f"wrote {Path(args.out) / 'result.png'} in {result.elapsed:.1f}s")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .spec import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return EXIT_OK
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from .presets import known_presets, load_preset
+
+    for name in known_presets():
+        preset = load_preset(name)
+        print(f"{name:12s} {preset.description}")
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    import torch
+
+    from .job import prepare_job
+    from .refs import FolderSource
+    from .spec import load_spec_file
+
+    spec: JobSpec = load_spec_file(Path(args.spec))
+    prepare_job(spec, FolderSource(Path(args.spec).parent), torch.device("cpu"))
+    print(f"{args.spec}: ok")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(Path(args.out), size=args.size, steps=args.steps, device_name=args.device, quiet=args.quiet)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m engine", description="Regia engine: region-guided image generation"
+    )
+    parser.add_argument("--version", action="version", version=f"regia-engine {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run_p = sub.add_parser("run", help="run a job spec file")
+    run_p.add_argument("spec", help="job spec JSON; image paths in it are relative to its folder")
+    run_p.add_argument("--out", required=True, help="output folder")
+    run_p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    run_p.add_argument("--quiet", action="store_true", help="no progress bar")
+    run_p.set_defaults(func=cmd_run)
+
+    val_p = sub.add_parser("validate", help="check a spec and its images without running it")
+    val_p.add_argument("spec")
+    val_p.set_defaults(func=cmd_validate)
+
+    sub.add_parser("schema", help="print the job spec's JSON Schema").set_defaults(func=cmd_schema)
+    sub.add_parser("presets", help="list the style presets").set_defaults(func=cmd_presets)
+
+    demo_p = sub.add_parser("demo", help="build the bundled demo job from scikit-image photos and run it")
+    demo_p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    demo_p.add_argument("--size", type=int, default=256)
+    demo_p.add_argument("--steps", type=int, default=150)
+    demo_p.add_argument("--device", default="auto")
+    demo_p.add_argument("--quiet", action="store_true")
+    demo_p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (RegiaError, FileExistsError) as exc:
+        if isinstance(exc, JobCancelled):
+            print(f"cancelled: {exc}", file=sys.stderr)
+            return EXIT_CANCELLED
+        _print_error(exc)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("cancelled: interrupted", file=sys.stderr)
+        return EXIT_CANCELLED
+    except torch_oom_types() as exc:  # pragma: no cover - needs a GPU
+        print(f"error: out of memory: {exc}".splitlines()[0], file=sys.stderr)
+        return EXIT_FAILED
+
+
+def torch_oom_types() -> tuple[type[BaseException], ...]:
+    try:
+        import torch
+
+        return (torch.OutOfMemoryError,)
+    except (ImportError, AttributeError):  # pragma: no cover
+        return ()

@@ -1,0 +1,59 @@
+"""Contact sheets: labelled image panels side by side, for demos and storyboards."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+REGION_COLOURS = [(230, 80, 60), (60, 160, 230), (90, 200, 90), (240, 200, 50), (190, 90, 220), (240, 140, 40)]
+KEEP_COLOUR = (255, 255, 255)
+
+
+def region_overview(
+    init: np.ndarray | None, regions: list[tuple[str, str, np.ndarray]], size: tuple[int, int]
+) -> np.ndarray:
+    """Masks painted in colour over a dimmed init: (name, mode, HxW float mask) each."""
+    width, height = size
+    base = init.astype(np.float32) / 255.0 * 0.35 if init is not None else np.zeros((height, width, 3), np.float32)
+    out = base.copy()
+    for index, (_, mode, mask) in enumerate(regions):
+        colour = np.array(KEEP_COLOUR if mode == "keep" else REGION_COLOURS[index % len(REGION_COLOURS)]) / 255.0
+        alpha = (mask * 0.75)[..., None]
+        out = out * (1.0 - alpha) + colour * alpha
+    image = Image.fromarray(np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default()
+    y = 4
+    for index, (name, mode, _) in enumerate(regions):
+        colour = KEEP_COLOUR if mode == "keep" else REGION_COLOURS[index % len(REGION_COLOURS)]
+        draw.rectangle([4, y + 2, 12, y + 10], fill=colour)
+        draw.text((16, y), f"{name} ({mode})", fill=(255, 255, 255), font=font)
+        y += 14
+    return np.asarray(image)
+
+
+def contact_sheet(panels: list[tuple[str, np.ndarray]], columns: int | None = None, pad: int = 8) -> np.ndarray:
+    """Panels in a grid, each with its label underneath. All panels are scaled to one height."""
+    if not panels:
+        raise ValueError("a contact sheet needs at least one panel")
+    columns = columns or len(panels)
+    cell_h = max(p.shape[0] for _, p in panels)
+    scaled = []
+    for label, pixels in panels:
+        image = Image.fromarray(pixels).convert("RGB")
+        if image.height != cell_h:
+            image = image.resize((round(image.width * cell_h / image.height), cell_h), Image.Resampling.LANCZOS)
+        scaled.append((label, image))
+    cell_w = max(image.width for _, image in scaled)
+    label_h = 18
+    rows = (len(scaled) + columns - 1) // columns
+    sheet = Image.new("RGB", (columns * (cell_w + pad) + pad, rows * (cell_h + label_h + pad) + pad), (24, 24, 24))
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    for index, (label, image) in enumerate(scaled):
+        row, col = divmod(index, columns)
+        x = pad + col * (cell_w + pad)
+        y = pad + row * (cell_h + label_h + pad)
+        sheet.paste(image, (x, y))
+        draw.text((x, y + cell_h + 3), label, fill=(230, 230, 230), font=font)
+    return np.asarray(sheet)

@@ -1,0 +1,109 @@
+"""Generators: parameters -> an RGB image in [0, 1], shape (1, 3, H, W).
+
+Both can start exactly from an init image, so that the first preview is the artist's image.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .spec import FourierGenerator, PixelsGenerator
+
+LOGIT_EPS = 1e-4
+
+
+def logit(image: torch.Tensor) -> torch.Tensor:
+    x = image.clamp(LOGIT_EPS, 1.0 - LOGIT_EPS)
+    return torch.log(x) - torch.log1p(-x)
+
+
+class PixelPyramid(nn.Module):
+    """Sum of `scales` pixel grids, each half the size of the one before, through a sigmoid.
+
+    Coarse levels move large areas in one optimiser step; the finest level carries detail.
+    """
+
+    def __init__(self, height: int, width: int, scales: int, init: torch.Tensor | None, rng: torch.Generator):
+        super().__init__()
+        self.size = (height, width)
+        levels = []
+        for level in range(scales):
+            h, w = max(1, math.ceil(height / 2**level)), max(1, math.ceil(width / 2**level))
+            levels.append(nn.Parameter(torch.zeros(1, 3, h, w)))
+        self.levels = nn.ParameterList(levels)
+        with torch.no_grad():
+            if init is not None:
+                self.levels[0].copy_(logit(init))
+            else:
+                coarsest = self.levels[-1]
+                coarsest.copy_(torch.randn(coarsest.shape, generator=rng) * 0.5)
+                self.levels[0].copy_(torch.randn(self.levels[0].shape, generator=rng) * 0.05)
+
+    def forward(self) -> torch.Tensor:
+        total = self.levels[0]
+        for level in self.levels[1:]:
+            total = total + F.interpolate(level, size=self.size, mode="bilinear", align_corners=False)
+        return torch.sigmoid(total)
+
+
+# Square root of the colour correlation of natural images (Lucid / pixray's fft drawer).
+_COLOR_CORRELATION_SQRT = torch.tensor(
+    [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=torch.float64
+)
+_COLOR_MIX = _COLOR_CORRELATION_SQRT / _COLOR_CORRELATION_SQRT.norm(dim=0).max()
+
+
+def spectrum_scale(height: int, width: int, decay: float) -> torch.Tensor:
+    """1 / f^decay per rfft2 bin, so that all frequencies learn at a natural-image rate."""
+    fy = torch.fft.fftfreq(height, dtype=torch.float64)[:, None]
+    fx = torch.fft.rfftfreq(width, dtype=torch.float64)[None, :]
+    freqs = torch.sqrt(fx**2 + fy**2)
+    scale = 1.0 / torch.clamp(freqs, min=1.0 / max(height, width)) ** decay
+    # Lucid's normalisation: the mean colour moves one unit per unit of its parameter.
+    return scale * math.sqrt(height * width)
+
+
+class FourierImage(nn.Module):
+    """Colour-decorrelated Fourier parameterisation with spectral decay."""
+
+    def __init__(self, height: int, width: int, decay: float, init: torch.Tensor | None, rng: torch.Generator):
+        super().__init__()
+        self.size = (height, width)
+        self.register_buffer("scale", spectrum_scale(height, width, decay).to(torch.float32), persistent=False)
+        self.register_buffer("mix", _COLOR_MIX.to(torch.float32), persistent=False)
+        shape = (1, 3, height, width // 2 + 1, 2)
+        if init is not None:
+            spectrum = self._spectrum_for(init)
+        else:
+            spectrum = torch.randn(shape, generator=rng, dtype=torch.float32) * 0.01
+        self.spectrum = nn.Parameter(spectrum)
+
+    def _spectrum_for(self, init: torch.Tensor) -> torch.Tensor:
+        # Invert every stage in float64 so that forward() reproduces init to float precision.
+        decorrelated = logit(init.double())
+        mixed = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(_COLOR_MIX), decorrelated)
+        spectrum = torch.fft.rfft2(mixed * 4.0) / self.scale.double()
+        return torch.view_as_real(spectrum).float().contiguous()
+
+    def forward(self) -> torch.Tensor:
+        spectrum = torch.view_as_complex(self.spectrum) * self.scale
+        image = torch.fft.irfft2(spectrum, s=self.size) / 4.0
+        image = torch.einsum("ij,bjhw->bihw", self.mix, image)
+        return torch.sigmoid(image)
+
+
+def build_generator(
+    config: PixelsGenerator | FourierGenerator,
+    height: int,
+    width: int,
+    init: torch.Tensor | None,
+    rng: torch.Generator,
+) -> nn.Module:
+    init_cpu = init.detach().cpu().float() if init is not None else None
+    if config.kind == "pixels":
+        return PixelPyramid(height, width, config.scales, init_cpu, rng)
+    return FourierImage(height, width, config.decay, init_cpu, rng)

@@ -1,0 +1,248 @@
+"""Preparing a job: everything a spec needs is loaded, checked and built before step one.
+
+All problems found here are SpecErrors naming the field, so a bad job fails before it costs
+any compute, and the artist learns exactly what to fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from .errors import SpecError, SpecErrors
+from .features import RandomFeatureNet
+from .filters import cover_resize, resize_to
+from .generators import build_generator
+from .guides.base import GuideTerm, StepContext
+from .guides.content import ContentTerm
+from .guides.embolden import EmboldenTerm, bounded_change, max_change
+from .guides.image_losses import SaturationTerm, SymmetryTerm, TotalVariationTerm
+from .guides.palette import PaletteTerm, hex_to_rgb
+from .guides.strokes import OutlineTerm, ScribbleTerm
+from .guides.style import StyleTerm, style_target
+from .images import has_alpha, to_mask, to_rgb, to_rgba
+from .masks import RegionLayout, build_layout
+from .presets import apply_preset
+from .refs import ImageSource
+from .spec import CLIP_GUIDE_KINDS, JobSpec
+
+SUPPORTED_GUIDES = "style, content, scribble, outline, palette"
+_FEATURE_NETS: dict[torch.device, RandomFeatureNet] = {}
+
+
+def feature_net(device: torch.device) -> RandomFeatureNet:
+    """One fixed-seed net per device and process: built once, shared by every job."""
+    if device not in _FEATURE_NETS:
+        _FEATURE_NETS[device] = RandomFeatureNet().to(device).eval()
+    return _FEATURE_NETS[device]
+
+
+@dataclass
+class PreparedJob:
+    spec: JobSpec
+    device: torch.device
+    init: torch.Tensor | None
+    layout: RegionLayout
+    generator: nn.Module
+    terms: list[GuideTerm]
+    net: RandomFeatureNet | None
+    stats_masks: torch.Tensor | None
+    embolden_limit: torch.Tensor | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+    def render(self) -> torch.Tensor:
+        """Generator output, with embolden bounds and keep/uncovered pixels composited in."""
+        generated = self.generator()
+        if self.embolden_limit is not None and self.init is not None:
+            bounded = bounded_change(generated, self.init, self.embolden_limit)
+            generated = torch.lerp(generated, bounded, self.layout.embolden)
+        return self.layout.composite(generated, self.init)
+
+    def context(self, image: torch.Tensor, shift: tuple[int, int] = (0, 0)) -> StepContext:
+        return StepContext(image=image, layout=self.layout, net=self.net, stats_masks=self.stats_masks, shift=shift)
+
+
+def _tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """H x W x C float array -> (1, C, H, W)."""
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None].to(device)
+
+
+class _Loader:
+    """Decodes each referenced image once and checks canvas-sized ones."""
+
+    def __init__(self, source: ImageSource, width: int, height: int):
+        self.source = source
+        self.size = (width, height)
+        self.cache: dict[str, Image.Image] = {}
+
+    def open(self, ref: str, field_path: str) -> Image.Image:
+        if ref not in self.cache:
+            self.cache[ref] = self.source.open(ref, field_path)
+        return self.cache[ref]
+
+    def canvas_sized(self, ref: str, field_path: str, what: str) -> Image.Image:
+        image = self.open(ref, field_path)
+        if image.size != self.size:
+            w, h = self.size
+            raise SpecError(
+                field_path,
+                f"{what} is {image.size[0]}x{image.size[1]} but the canvas is {w}x{h}; it is not resized",
+                value=ref,
+                allowed=f"an image of exactly {w}x{h}",
+            )
+        return image
+
+
+def _check_capabilities(spec: JobSpec) -> None:
+    problems = []
+    for path, guides in [("guides", spec.guides)] + [
+        (f"regions[{i}].guides", r.guides) for i, r in enumerate(spec.regions)
+    ]:
+        for index, guide in enumerate(guides):
+            if guide.kind in CLIP_GUIDE_KINDS:
+                problems.append(
+                    SpecError(
+                        f"{path}[{index}].kind",
+                        f"{guide.kind} guides need CLIP guidance, which this engine version does not have yet",
+                        value=guide.kind,
+                        allowed=SUPPORTED_GUIDES,
+                    )
+                )
+    for index, region in enumerate(spec.regions):
+        if region.mode in ("keep", "embolden") and spec.init is None:
+            problems.append(
+                SpecError(
+                    f"regions[{index}].mode",
+                    f"{region.mode} needs an init image (set init.image)",
+                    value=region.mode,
+                    allowed="edit, or add init.image",
+                )
+            )
+    if problems:
+        raise SpecErrors(problems)
+
+
+def _ink(image: Image.Image) -> np.ndarray:
+    """Where a drawing has been drawn: its alpha, or darkness on a light page."""
+    if has_alpha(image):
+        return to_rgba(image)[..., 3:4]
+    return 1.0 - to_rgb(image).mean(axis=2, keepdims=True)
+
+
+def _stroke_rgba(image: Image.Image) -> np.ndarray:
+    """Scribble strokes as RGBA; without alpha, near-white paper counts as no stroke."""
+    rgba = to_rgba(image)
+    if not has_alpha(image):
+        rgba[..., 3] = (rgba[..., :3].min(axis=2) < 0.98).astype(np.float32)
+    return rgba
+
+
+def _style_reference(image: Image.Image, width: int, height: int, device: torch.device) -> torch.Tensor:
+    """Reference scaled to about the canvas's area, keeping its aspect, so texture scale matches."""
+    tensor = _tensor(to_rgb(image), device)
+    h, w = tensor.shape[-2:]
+    scale = ((width * height) / (w * h)) ** 0.5
+    return resize_to(tensor, max(16, round(h * scale)), max(16, round(w * scale)))
+
+
+def prepare_job(spec: JobSpec, source: ImageSource, device: torch.device) -> PreparedJob:
+    spec = apply_preset(spec)
+    _check_capabilities(spec)
+    width, height = spec.width, spec.height
+    loader = _Loader(source, width, height)
+
+    init = None
+    if spec.init is not None:
+        init = _tensor(to_rgb(loader.canvas_sized(spec.init.image, "init.image", "the init image")), device)
+
+    regions = []
+    for index, region in enumerate(spec.regions):
+        path = f"regions[{index}].mask"
+        mask = to_mask(loader.canvas_sized(region.mask, path, "the mask"))
+        if mask.max() <= 0:
+            raise SpecError(
+                path,
+                "the mask is empty (all black or fully transparent): paint the region or remove it",
+                value=region.mask,
+            )
+        regions.append((region.name, region.mode, mask, region.feather))
+    layout = build_layout(height, width, regions, init is not None, device)
+
+    # (region row, region name, guide, field path, key) for every guide that acts somewhere.
+    placements = []
+    if spec.regions:
+        for index, region in enumerate(spec.regions):
+            if region.mode == "keep":
+                continue
+            row = layout.names.index(region.name)
+            for g_index, guide in enumerate(region.guides):
+                placements.append(
+                    (row, guide, f"regions[{index}].guides[{g_index}]", f"{region.name}/{guide.kind}.{g_index}")
+                )
+            if region.mode == "edit":
+                for g_index, guide in enumerate(spec.guides):
+                    placements.append((row, guide, f"guides[{g_index}]", f"{region.name}/{guide.kind}.g{g_index}"))
+    else:
+        for g_index, guide in enumerate(spec.guides):
+            placements.append((0, guide, f"guides[{g_index}]", f"canvas/{guide.kind}.g{g_index}"))
+
+    needs_net = any(guide.kind in ("style", "content") for _, guide, _, _ in placements)
+    net = feature_net(device) if needs_net else None
+    style_rows = sorted({row for row, guide, _, _ in placements if guide.kind == "style"})
+    stats_masks = layout.guided[style_rows] if style_rows else None
+    style_targets: dict[str, list] = {}
+
+    terms: list[GuideTerm] = []
+    for row, guide, path, key in placements:
+        field_path = f"{path}.image"
+        if guide.kind == "style":
+            if guide.image not in style_targets:
+                reference = _style_reference(loader.open(guide.image, field_path), width, height, device)
+                style_targets[guide.image] = style_target(net, reference)
+            terms.append(StyleTerm(key, guide.weight, style_rows.index(row), style_targets[guide.image]))
+        elif guide.kind == "content":
+            reference = cover_resize(_tensor(to_rgb(loader.open(guide.image, field_path)), device), height, width)
+            terms.append(ContentTerm(key, guide.weight, row, reference, net))
+        elif guide.kind == "scribble":
+            rgba = _stroke_rgba(loader.canvas_sized(guide.image, field_path, "the scribble"))
+            terms.append(ScribbleTerm(key, guide.weight, row, _tensor(rgba, device)))
+        elif guide.kind == "outline":
+            ink = _ink(loader.canvas_sized(guide.image, field_path, "the outline"))
+            terms.append(OutlineTerm(key, guide.weight, row, _tensor(ink, device)))
+        elif guide.kind == "palette":
+            terms.append(PaletteTerm(key, guide.weight, row, hex_to_rgb(guide.colors).to(device)))
+
+    embolden_limit = None
+    if init is not None and "embolden" in layout.modes:
+        limit = torch.zeros_like(layout.free)
+        for region in spec.regions:
+            if region.mode == "embolden":
+                row = layout.names.index(region.name)
+                terms.append(EmboldenTerm(f"{region.name}/embolden", 1.0, row, init, region.strength))
+                limit = limit + layout.guided[row : row + 1] * max_change(region.strength)
+        embolden_mass = layout.embolden * layout.free
+        embolden_limit = (limit / embolden_mass.clamp_min(1e-8)).clamp_min(1e-6)
+
+    for name, term_class in (("tv", TotalVariationTerm), ("saturation", SaturationTerm), ("symmetry", SymmetryTerm)):
+        weight = getattr(spec.losses, name)
+        if weight != 0:
+            terms.append(term_class(f"global/{name}", weight))
+
+    rng = torch.Generator().manual_seed(spec.seed)
+    generator = build_generator(spec.generator, height, width, init, rng).to(device)
+    return PreparedJob(
+        spec=spec,
+        device=device,
+        init=init,
+        layout=layout,
+        generator=generator,
+        terms=terms,
+        net=net,
+        stats_masks=stats_masks,
+        embolden_limit=embolden_limit,
+    )

@@ -1,0 +1,62 @@
+"""Style presets: TOML files in presets/ that both the add-on and the engine read.
+
+A preset supplies defaults. Whatever the spec sets explicitly wins.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+
+from .errors import SpecError
+from .spec import HexColor, JobSpec, Losses, PaletteGuide, Strict, Weight
+
+
+class Preset(Strict):
+    name: str = Field(min_length=1, max_length=64)
+    description: str = ""
+    prompt: str = Field(default="{prompt}", description="Style prompt; {prompt} is the region's text")
+    negative: str = ""
+    palette: list[HexColor] = Field(default_factory=list, max_length=64)
+    palette_weight: Weight = 0.0
+    losses: Losses = Field(default_factory=Losses)
+
+
+def presets_dir() -> Path:
+    override = os.environ.get("REGIA_PRESETS_DIR")
+    return Path(override) if override else Path(__file__).resolve().parent.parent / "presets"
+
+
+def known_presets(folder: Path | None = None) -> list[str]:
+    folder = folder or presets_dir()
+    return sorted(p.stem for p in folder.glob("*.toml"))
+
+
+def load_preset(name: str, folder: Path | None = None, field: str = "preset") -> Preset:
+    folder = folder or presets_dir()
+    known = known_presets(folder)
+    if name not in known:
+        raise SpecError(field, "unknown preset", value=name, allowed=", ".join(known) or "(no presets found)")
+    path = folder / f"{name}.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return Preset.model_validate(data)
+    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise SpecError(field, f"preset file {path} is broken: {exc}".splitlines()[0], value=name) from None
+
+
+def apply_preset(spec: JobSpec, folder: Path | None = None) -> JobSpec:
+    """The spec with its preset's defaults filled in. The preset name is kept for the record."""
+    if spec.preset is None:
+        return spec
+    preset = load_preset(spec.preset, folder)
+    losses = spec.losses.model_copy(
+        update={k: getattr(preset.losses, k) for k in Losses.model_fields if k not in spec.losses.model_fields_set}
+    )
+    guides = list(spec.guides)
+    if preset.palette and preset.palette_weight != 0 and not any(g.kind == "palette" for g in guides):
+        guides.append(PaletteGuide(kind="palette", colors=preset.palette, weight=preset.palette_weight))
+    return spec.model_copy(update={"losses": losses, "guides": guides})

@@ -1,0 +1,373 @@
+"""The job spec: the one contract between the add-on and the engine (DESIGN.md, version 1).
+
+Validation is pydantic v2. Unknown keys are refused, NaN and infinity are refused, and every
+error is turned into a SpecError that names the field path, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import SpecError, SpecErrors, short_repr
+
+SPEC_VERSION = 1
+MAX_SIDE = 4096
+BLOB_RE = re.compile(r"^blob:[0-9a-f]{64}$")
+HEX_COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+def _check_ref(value: str) -> str:
+    if BLOB_RE.match(value):
+        return value
+    if value.startswith("blob:"):
+        raise ValueError("a blob reference is 'blob:' followed by 64 lowercase hex digits (sha256)")
+    if "\x00" in value:
+        raise ValueError("a path must not contain NUL characters")
+    return value
+
+
+ImageRef = Annotated[
+    str,
+    Field(min_length=1, max_length=1024, description="Path relative to the spec file, or blob:<sha256>"),
+    AfterValidator(_check_ref),
+]
+Weight = Annotated[float, Field(ge=-100.0, le=100.0, description="Strength; negative repels")]
+HexColor = Annotated[str, Field(pattern=HEX_COLOR_RE.pattern, description="#rrggbb")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
+
+
+# ---- guides -----------------------------------------------------------------------------
+
+
+class TextGuide(Strict):
+    """A text prompt; a negative weight makes it negative text. Needs CLIP (a later engine)."""
+
+    kind: Literal["text"]
+    prompt: str = Field(min_length=1, max_length=1000)
+    weight: Weight = 1.0
+
+
+class ImageGuide(Strict):
+    """An inspiration image, matched by its CLIP embedding. Needs CLIP (a later engine)."""
+
+    kind: Literal["image"]
+    image: ImageRef
+    weight: Weight = 1.0
+
+
+class StyleGuide(Strict):
+    """Texture and colour statistics of an image (any size), matched inside the region."""
+
+    kind: Literal["style"]
+    image: ImageRef
+    weight: Weight = 1.0
+
+
+class ContentGuide(Strict):
+    """Layout of an image: its low frequencies and structure. Resized to cover the canvas."""
+
+    kind: Literal["content"]
+    image: ImageRef
+    weight: Weight = 1.0
+
+
+class ScribbleGuide(Strict):
+    """Colour strokes on a transparent canvas-sized PNG: where alpha is set, colours follow."""
+
+    kind: Literal["scribble"]
+    image: ImageRef
+    weight: Weight = 1.0
+
+
+class OutlineGuide(Strict):
+    """Drawn lines (dark on light, or opaque on transparent) at canvas size: edges follow them."""
+
+    kind: Literal["outline"]
+    image: ImageRef
+    weight: Weight = 1.0
+
+
+class PaletteGuide(Strict):
+    """Pulls every pixel towards its nearest palette colour."""
+
+    kind: Literal["palette"]
+    colors: list[HexColor] = Field(min_length=1, max_length=64)
+    weight: Weight = 1.0
+
+
+Guide = Annotated[
+    TextGuide | ImageGuide | StyleGuide | ContentGuide | ScribbleGuide | OutlineGuide | PaletteGuide,
+    Field(discriminator="kind"),
+]
+GUIDE_KINDS = ("text", "image", "style", "content", "scribble", "outline", "palette")
+CLIP_GUIDE_KINDS = ("text", "image")
+
+
+# ---- regions ----------------------------------------------------------------------------
+
+
+class Region(Strict):
+    name: str = Field(min_length=1, max_length=64)
+    mask: ImageRef
+    feather: float = Field(default=0.0, ge=0.0, le=256.0, description="Soft edge width in pixels")
+    mode: Literal["edit", "keep", "embolden"] = "edit"
+    strength: float = Field(default=1.0, ge=0.0, le=4.0, description="How far embolden goes")
+    guides: list[Guide] = Field(default_factory=list, max_length=64)
+
+    @model_validator(mode="after")
+    def _keep_has_no_guides(self) -> Region:
+        if self.mode == "keep" and self.guides:
+            raise ValueError("a keep region takes no guides: its pixels stay as in the init image")
+        return self
+
+
+# ---- generator and optimiser ------------------------------------------------------------
+
+
+class PixelsGenerator(Strict):
+    """Direct pixels, as a sum of a few resolutions so that coarse changes move fast."""
+
+    kind: Literal["pixels"]
+    scales: int = Field(default=4, ge=1, le=8, description="Pyramid levels, each half the size")
+
+
+class FourierGenerator(Strict):
+    """Colour-decorrelated Fourier image with 1/f^decay spectral scaling (pixray / Lucid fft)."""
+
+    kind: Literal["fourier"]
+    decay: float = Field(default=1.5, ge=0.0, le=3.0)
+
+
+Generator = Annotated[PixelsGenerator | FourierGenerator, Field(discriminator="kind")]
+GENERATOR_KINDS = ("pixels", "fourier")
+
+
+class Optimizer(Strict):
+    kind: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(default=0.05, gt=0.0, le=10.0)
+    weight_decay: float = Field(default=0.0, ge=0.0, le=1.0)
+    schedule: Literal["constant", "cosine", "linear"] = "cosine"
+    warmup: float = Field(default=0.0, ge=0.0, le=0.5, description="Fraction of steps spent ramping lr up")
+
+
+class Init(Strict):
+    image: ImageRef
+
+
+class Losses(Strict):
+    tv: Weight = 0.0
+    saturation: Weight = 0.0
+    symmetry: Weight = 0.0
+
+
+class ClipModel(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    weights: str = Field(min_length=1, max_length=1024, description="open_clip tag, local file, or 'random'")
+
+
+class Models(Strict):
+    clip: ClipModel | None = None
+
+
+# ---- the job ----------------------------------------------------------------------------
+
+
+class JobSpec(Strict):
+    version: Literal[1] = SPEC_VERSION
+    width: int = Field(default=512, ge=16, le=MAX_SIDE)
+    height: int = Field(default=512, ge=16, le=MAX_SIDE)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    steps: int = Field(default=200, ge=1, le=100_000)
+    generator: Generator = Field(default_factory=lambda: PixelsGenerator(kind="pixels"))
+    optimizer: Optimizer = Field(default_factory=Optimizer)
+    init: Init | None = None
+    preset: str | None = Field(default=None, min_length=1, max_length=64)
+    guides: list[Guide] = Field(default_factory=list, max_length=64)
+    losses: Losses = Field(default_factory=Losses)
+    regions: list[Region] = Field(default_factory=list, max_length=64)
+    models: Models = Field(default_factory=Models)
+    preview_every: int = Field(default=10, ge=0, le=100_000, description="0 means no previews")
+
+    @model_validator(mode="after")
+    def _region_names_unique(self) -> JobSpec:
+        seen: set[str] = set()
+        for region in self.regions:
+            if region.name in seen:
+                raise ValueError(f"region names must be unique; {region.name!r} appears twice")
+            seen.add(region.name)
+        return self
+
+    def image_refs(self) -> list[tuple[str, str]]:
+        """Every image reference in the spec, as (field path, ref)."""
+        refs: list[tuple[str, str]] = []
+        if self.init is not None:
+            refs.append(("init.image", self.init.image))
+        for index, guide in enumerate(self.guides):
+            if hasattr(guide, "image"):
+                refs.append((f"guides[{index}].image", guide.image))
+        for r_index, region in enumerate(self.regions):
+            refs.append((f"regions[{r_index}].mask", region.mask))
+            for g_index, guide in enumerate(region.guides):
+                if hasattr(guide, "image"):
+                    refs.append((f"regions[{r_index}].guides[{g_index}].image", guide.image))
+        return refs
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+
+# ---- validation with field-naming errors -----------------------------------------------
+
+_TAGS = set(GUIDE_KINDS) | set(GENERATOR_KINDS)
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """The concrete types inside Annotated / Optional / Union."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        out: list[Any] = []
+        for arg in typing.get_args(annotation):
+            out.extend(_unwrap(arg))
+        return out
+    return [annotation]
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """Walk a pydantic error location down the spec's model tree (used to list allowed fields)."""
+    candidates: list[Any] = [JobSpec]
+    for part in loc:
+        nxt: list[Any] = []
+        for cand in candidates:
+            if isinstance(part, int) and typing.get_origin(cand) is list:
+                nxt.extend(_unwrap(typing.get_args(cand)[0]))
+            elif isinstance(part, str) and isinstance(cand, type) and issubclass(cand, BaseModel):
+                if part in cand.model_fields:
+                    nxt.extend(_unwrap(cand.model_fields[part].annotation))
+                elif part in _TAGS:
+                    kind = cand.model_fields.get("kind")
+                    if kind is not None and part in typing.get_args(kind.annotation):
+                        nxt.append(cand)
+        candidates = nxt
+        if not candidates:
+            return None
+    models = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+    return models[0] if len(models) == 1 else None
+
+
+def _path(loc: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+    """Human field path like regions[0].guides[1].weight, without pydantic's union tags."""
+    clean: list[Any] = []
+    for index, part in enumerate(loc):
+        prev = loc[index - 1] if index else None
+        if isinstance(part, str) and part in _TAGS and (isinstance(prev, int) or prev == "generator"):
+            continue  # the discriminator tag pydantic inserts for tagged unions
+        clean.append(part)
+    text = ""
+    for part in clean:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(spec)", loc
+
+
+def _allowed(err: dict[str, Any], loc: tuple[Any, ...]) -> str | None:
+    ctx = err.get("ctx") or {}
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        model = _model_at(loc[:-1])
+        return ", ".join(model.model_fields) if model else None
+    if kind == "union_tag_invalid":
+        return str(ctx.get("expected_tags", "")).replace("'", "")
+    if kind == "literal_error":
+        return str(ctx.get("expected", "")).replace("'", "")
+    if kind == "finite_number":
+        return "a finite number"
+    bounds = []
+    for key, sign in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+        if key in ctx:
+            bounds.append(f"{sign} {ctx[key]}")
+    if "min_length" in ctx:
+        bounds.append(f"at least {ctx['min_length']} items/characters")
+    if "max_length" in ctx:
+        bounds.append(f"at most {ctx['max_length']} items/characters")
+    if "pattern" in ctx:
+        bounds.append(f"matching {ctx['pattern']}")
+    return ", ".join(bounds) or None
+
+
+def _convert(err: dict[str, Any]) -> SpecError:
+    loc = tuple(err["loc"])
+    field, _ = _path(loc)
+    kind = err["type"]
+    value = err.get("input")
+    message = err["msg"]
+    if kind == "extra_forbidden":
+        message = f"unknown field {loc[-1]!r}"
+        value = None
+    elif kind == "union_tag_invalid":
+        field = f"{field}.{err['ctx']['discriminator'].strip(chr(39))}"
+        message = "unknown kind"
+        value = err["ctx"]["tag"]
+    elif kind == "union_tag_not_found":
+        field = f"{field}.kind"
+        message = "'kind' is missing"
+        value = None
+    elif kind == "missing":
+        message = "required field is missing"
+        value = None
+    elif kind == "value_error":
+        message = str(err.get("ctx", {}).get("error", message))
+        value = None if isinstance(value, dict) else value
+    if isinstance(value, (dict, list)) and kind not in ("too_short", "too_long"):
+        value = None
+    return SpecError(field, message, value=value, allowed=_allowed(err, loc))
+
+
+def validate_spec(data: Any) -> JobSpec:
+    """Parse a decoded JSON object into a JobSpec, or raise SpecErrors naming every bad field."""
+    if not isinstance(data, dict):
+        raise SpecErrors([SpecError("(spec)", "the spec must be a JSON object", value=short_repr(data))])
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecErrors([_convert(e) for e in exc.errors(include_url=False)]) from None
+
+
+def parse_spec_json(text: str, source: str = "spec") -> JobSpec:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecErrors(
+            [SpecError(source, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
+        ) from None
+    return validate_spec(data)
+
+
+def load_spec_file(path: Path) -> JobSpec:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecErrors([SpecError("spec", f"file not found: {path}")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecErrors([SpecError("spec", f"cannot read {path}: {exc}")]) from None
+    return parse_spec_json(text, source=str(path))
+
+
+def json_schema() -> dict[str, Any]:
+    schema = JobSpec.model_json_schema()
+    schema["$id"] = f"https://regia.invalid/job-spec/v{SPEC_VERSION}.json"
+    schema["title"] = "Regia job spec"
+    return schema

@@ -1,0 +1,72 @@
+# Regia. The two commands: `make demo` (the demo job on CPU, no downloads) and `make test` (the whole suite).
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Re-install only when pyproject.toml changes, so that every target after the first run starts at once.
+STAMP := $(VENV)/.installed
+# Blender's extension CLI ships inside the bpy wheel and runs under plain Python (no Blender binary).
+BLENDER_EXT_GLOB := $(VENV)/lib/python3*/site-packages/bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py
+PYTEST_ARGS ?=
+
+.PHONY: help venv demo test lint format bench schema extension clean distclean
+
+help:
+	@echo "make demo       run the demo job on CPU; writes out/demo/contact_sheet.png"
+	@echo "make test       ruff check, then the whole test suite (what .ci/run calls)"
+	@echo "make venv       create .venv and install the engine with its dev extra"
+	@echo "make lint       ruff check and ruff format --check"
+	@echo "make format     ruff format and ruff check --fix"
+	@echo "make bench      run every bench/*.py script"
+	@echo "make schema     print the job spec's JSON Schema"
+	@echo "make extension  validate and build the Blender extension zip into dist/"
+	@echo "make clean      remove outputs and caches (keeps .venv); distclean removes .venv too"
+
+venv: $(STAMP)
+
+# pip repeats a 'Location ... is ignored' warning for every local index: drop those lines only.
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/pip || $(PYTHON) -m venv $(VENV)
+	@echo "installing into $(VENV) (a few minutes on a fresh clone: torch and bpy)"
+	$(VENV)/bin/pip install -q -e '.[dev]' 2>&1 | { grep -v 'WARNING: Location' || true; }
+	touch $@
+
+demo: $(STAMP)
+	$(PY) -m engine demo --out out/demo
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# Files starting with _ are helpers that the scripts import, not benchmarks.
+bench: $(STAMP)
+	@shopt -s nullglob; for script in bench/[!_]*.py; do \
+		echo "== $$script"; PYTHONPATH=. $(PY) "$$script"; \
+	done
+
+schema: $(STAMP)
+	@$(PY) -m engine schema
+
+extension: $(STAMP)
+	cli=$$(ls $(BLENDER_EXT_GLOB) | head -n 1); \
+	$(PY) "$$cli" validate .; \
+	mkdir -p dist; \
+	$(PY) "$$cli" build --source-dir . --output-dir dist
+
+clean:
+	rm -rf out dist build .pytest_cache .ruff_cache *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

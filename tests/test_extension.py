@@ -1,0 +1,184 @@
+"""The Blender extension: manifest, built zip, install and enable in headless bpy, and the import rules.
+
+bpy runs in a child process with the venv's Python: bpy and torch are both heavy native modules, and keeping
+bpy out of the pytest process keeps the other tests (which import torch) independent of it. The child gets a
+temporary HOME and BLENDER_USER_RESOURCES before it imports bpy, since `import bpy` writes into them.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXTENSION_MODULE = "bl_ext.user_default.regia"
+BPY_FAMILY = {"bpy", "bpy_extras", "bpy_types", "addon_utils", "mathutils", "bmesh", "gpu", "gpu_extras", "blf"}
+
+
+def _blender_scripts() -> Path | None:
+    """The `scripts` folder inside the bpy wheel, found without importing bpy."""
+    spec = importlib.util.find_spec("bpy")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    found = sorted(Path(spec.submodule_search_locations[0]).glob("*/scripts/addons_core/bl_pkg"))
+    return found[-1].parent.parent if found else None
+
+
+@pytest.fixture(scope="module")
+def scripts() -> Path:
+    path = _blender_scripts()
+    if path is None:
+        pytest.skip("bpy is not installed; run `make venv` (pip install -e '.[dev]')")
+    return path
+
+
+def _blender_ext(scripts: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Blender's extension CLI, which runs under plain Python with no Blender binary."""
+    cli = scripts / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
+    return subprocess.run(
+        [sys.executable, str(cli), *args], capture_output=True, text=True, timeout=120, cwd=cwd, check=False
+    )
+
+
+def _tags_args(scripts: Path) -> list[str]:
+    """Check tags against Blender's own list where the wheel ships it."""
+    tags = scripts / "modules" / "_bpy_internal" / "extensions" / "tags.py"
+    return ["--valid-tags", str(tags)] if tags.exists() else []
+
+
+@pytest.fixture(scope="module")
+def built_zip(scripts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    result = _blender_ext(scripts, "build", "--source-dir", str(REPO), "--output-dir", str(out), *_tags_args(scripts))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (zip_path,) = out.glob("regia-*.zip")
+    return zip_path
+
+
+def test_manifest_validates(scripts: Path) -> None:
+    result = _blender_ext(scripts, "validate", *_tags_args(scripts), str(REPO))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_zip_holds_the_extension_and_the_engine_but_no_dev_files(scripts: Path, built_zip: Path) -> None:
+    with zipfile.ZipFile(built_zip) as archive:
+        names = set(archive.namelist())
+    for required in ("__init__.py", "blender_manifest.toml", "addon/__init__.py", "engine/spec.py", "engine/cli.py"):
+        assert required in names
+    assert any(n.startswith("presets/") and n.endswith(".toml") for n in names)
+    dev = ("tests/", "bench/", ".ci/", ".venv/", "out/", "dist/", ".git")
+    assert not [n for n in names if n.startswith(dev) or "__pycache__" in n or n.endswith(".pyc")]
+    assert not {"Makefile", "pyproject.toml"} & names
+    result = _blender_ext(scripts, "validate", str(built_zip))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+BPY_SCRIPT = """
+import sys
+
+import bpy
+import addon_utils
+
+name = sys.argv[1]
+result = bpy.ops.extensions.package_install_files(repo="user_default", filepath=sys.argv[2], enable_on_install=True)
+assert result == {"FINISHED"}, result
+assert name in sys.modules, "module not loaded"
+addons = bpy.context.preferences.addons
+assert name in addons, "not enabled"
+prefs_class = type(addons[name].preferences)
+assert prefs_class.bl_idname == name and prefs_class.is_registered, prefs_class
+
+addon_utils.disable(name, default_set=True)
+assert name not in addons and not prefs_class.is_registered, "still enabled after disable"
+assert addon_utils.enable(name, default_set=True) is not None, "enable failed"
+assert name in addons and type(addons[name].preferences).is_registered, "not enabled again"
+
+assert "torch" not in sys.modules, "the add-on imported torch"
+print("installed at", sys.modules[name].__file__)
+print("REGIA-OK")
+"""
+
+
+def test_zip_installs_and_enables_in_headless_blender(scripts: Path, built_zip: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "BLENDER_USER_RESOURCES": str(home / "blender"),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", BPY_SCRIPT, EXTENSION_MODULE, str(built_zip)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 0 and "REGIA-OK" in result.stdout, result.stdout + result.stderr
+    installed = home / "blender" / "extensions" / "user_default" / "regia"
+    assert (installed / "engine" / "spec.py").is_file()
+    assert list((installed / "presets").glob("*.toml"))
+
+
+# ---- import rules (DESIGN.md: addon/ never imports torch, engine/ never imports bpy) --------------------
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Top-level names of every absolute import in a file, including imports inside functions."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _relative_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level > 0}
+
+
+def _addon_files() -> list[Path]:
+    return [REPO / "__init__.py", *sorted((REPO / "addon").rglob("*.py"))]
+
+
+def test_addon_imports_only_bpy_and_the_standard_library() -> None:
+    allowed = set(sys.stdlib_module_names) | BPY_FAMILY
+    for path in _addon_files():
+        extra = _imported_modules(path) - allowed
+        assert not extra, f"{path.relative_to(REPO)} imports {extra}"
+    # The root must not reach into the engine through a relative import either.
+    assert not any(m.split(".")[0] == "engine" for m in _relative_imports(REPO / "__init__.py"))
+
+
+def test_engine_never_imports_bpy() -> None:
+    files = sorted((REPO / "engine").rglob("*.py"))
+    assert files
+    for path in files:
+        assert not _imported_modules(path) & BPY_FAMILY, f"{path.relative_to(REPO)} imports bpy"
+
+
+def test_root_init_imports_without_blender() -> None:
+    """pytest (or any tool) may import the repository root as a package: that must not import bpy or torch."""
+    name = "_regia_root_probe"
+    spec = importlib.util.spec_from_file_location(name, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+        assert callable(module.register) and callable(module.unregister)
+        assert f"{name}.addon" not in sys.modules
+    finally:
+        sys.modules.pop(name, None)

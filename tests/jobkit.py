@@ -25,6 +25,11 @@ from engine.spec import validate_spec
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
 
+# The test canvases are tiny: one intra-op thread is as fast as several on an idle machine, and
+# many times faster on a busy 2-core one, where OpenMP threads spin against each other.
+torch.set_num_threads(1)
+SUBPROCESS_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
 
 # ---- images -------------------------------------------------------------------------------
 
@@ -129,7 +134,7 @@ def run_job(folder: Path, spec_dict: dict[str, Any], **kwargs: Any) -> Result:
 
 
 def drop(result: Result, key: str) -> float:
-    """last / first of a term's history (its values are normalised, so first is its weight)."""
+    """last / first of a term's history: the share of its loss left (scales are fixed per run)."""
     first, last = result.history[0][key], result.history[-1][key]
     assert first > 0, f"{key} started at {first}"
     return last / first

@@ -1,7 +1,7 @@
 """Every guide lowers its own loss on a small image, and does what it says in pixels.
 
-History values are normalised by each term's first value, so history[0][key] is the term's
-weight and history[-1][key] / history[0][key] is how much of the loss is left.
+History values are normalised by a fixed per-term scale, so history[-1][key] / history[0][key]
+is how much of the term's loss is left.
 """
 
 from __future__ import annotations
@@ -213,11 +213,13 @@ def test_term_keys(folder):
     ]
     result = jobkit.run_job(folder, data)
     assert list(result.history[0]) == ["total", *[t.key for t in job.terms]]
-    # normalised: each term starts at its weight
-    assert result.history[0]["sky/style.0"] == pytest.approx(1.0)
-    assert result.history[0]["global/tv"] == pytest.approx(0.1)
-    assert result.history[0]["global/symmetry"] == pytest.approx(0.2)
-    assert result.history[0]["total"] == pytest.approx(sum(v for k, v in result.history[0].items() if k != "total"))
+    first = result.history[0]
+    assert first["total"] == pytest.approx(sum(v for k, v in first.items() if k != "total"), rel=1e-5)
+    assert all(np.isfinite(v) for v in first.values())
+    # a term's reported value is proportional to its weight, so weights compare across terms
+    heavier = jobkit.run_job(folder, {**data, "losses": {"tv": 0.3, "symmetry": 0.2}})
+    assert heavier.history[0]["global/tv"] == pytest.approx(3 * first["global/tv"], rel=1e-5)
+    assert heavier.history[0]["global/symmetry"] == pytest.approx(first["global/symmetry"], rel=1e-5)
 
 
 # ---- three regions, three styles ---------------------------------------------------------

@@ -153,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_CANCELLED
         _print_error(exc)
         return EXIT_USAGE
+    except OSError as exc:  # a folder that cannot be written, a full disk: the user's to fix
+        name = f" {exc.filename}" if exc.filename else ""
+        print(f"error: cannot write{name}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("cancelled: interrupted", file=sys.stderr)
         return EXIT_CANCELLED

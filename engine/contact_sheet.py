@@ -16,7 +16,10 @@ def region_overview(
     width, height = size
     base = init.astype(np.float32) / 255.0 * 0.35 if init is not None else np.zeros((height, width, 3), np.float32)
     out = base.copy()
-    for index, (_, mode, mask) in enumerate(regions):
+    # Keep regions last: they win over every other region in the engine too.
+    order = sorted(range(len(regions)), key=lambda i: regions[i][1] == "keep")
+    for index in order:
+        _, mode, mask = regions[index]
         colour = np.array(KEEP_COLOUR if mode == "keep" else REGION_COLOURS[index % len(REGION_COLOURS)]) / 255.0
         alpha = (mask * 0.75)[..., None]
         out = out * (1.0 - alpha) + colour * alpha

@@ -16,29 +16,33 @@ from skimage import data, draw
 from .contact_sheet import contact_sheet, region_overview
 from .images import save_png
 
-# Shapes in the astronaut photo's own 512 x 512 coordinates, as (row, col) polygons or ellipses.
-FACE = ("ellipse", (112, 226, 92, 76))
-BACKDROP = (
-    "polygon",
-    [(0, 95), (0, 512), (290, 512), (290, 365), (255, 340), (170, 300), (125, 300), (20, 240), (20, 110), (200, 95)],
-)
+# Shapes in the astronaut photo's own 512 x 512 coordinates: (row, col) polygons or ellipses.
+FACE = ("ellipse", (102, 227, 86, 72))
 SUIT = (
     "polygon",
     [
         (512, 20),
-        (290, 25),
-        (230, 80),
-        (180, 115),
-        (160, 150),
-        (240, 210),
-        (300, 240),
-        (330, 300),
-        (360, 350),
-        (512, 300),
+        (330, 18),
+        (270, 45),
+        (230, 90),
+        (205, 118),
+        (240, 150),
+        (285, 210),
+        (290, 270),
+        (265, 305),
+        (300, 345),
+        (345, 362),
+        (400, 330),
+        (440, 290),
+        (512, 285),
     ],
 )
-FLAG = ("polygon", [(0, 0), (0, 95), (200, 95), (230, 80), (290, 25), (512, 20), (512, 0)])
-HELMET = ("ellipse", (430, 392, 92, 120))
+FLAG = ("polygon", [(0, 0), (0, 100), (120, 97), (200, 90), (250, 70), (290, 35), (330, 18), (512, 18), (512, 0)])
+BACKDROP = (
+    "polygon",
+    [(0, 95), (0, 352), (290, 352), (290, 318), (180, 300), (150, 260), (145, 160), (170, 118), (215, 95)],
+)  # minus the suit and flag, see build_demo_job
+HELMET = ("ellipse", (432, 394, 90, 118))
 
 
 def _tint(gray: np.ndarray, colour: tuple[float, float, float]) -> np.ndarray:
@@ -72,9 +76,15 @@ def build_demo_job(folder: Path, size: int = 256, steps: int = 150) -> Path:
     }
     for name, pixels in styles.items():
         save_png(folder / "styles" / name, pixels)
-    masks = {"face": FACE, "backdrop": BACKDROP, "suit": SUIT, "flag": FLAG, "helmet": HELMET}
-    for name, shape in masks.items():
-        save_png(folder / "masks" / f"{name}.png", _mask(shape, size))
+    masks = {
+        name: _mask(shape, size)
+        for name, shape in {"face": FACE, "suit": SUIT, "flag": FLAG, "backdrop": BACKDROP, "helmet": HELMET}.items()
+    }
+    # Regions that touch should not overlap: each pixel belongs to one style.
+    masks["flag"][masks["suit"] > 0] = 0
+    masks["backdrop"][(masks["suit"] > 0) | (masks["flag"] > 0)] = 0
+    for name, mask in masks.items():
+        save_png(folder / "masks" / f"{name}.png", mask)
 
     spec = {
         "version": 1,
@@ -87,7 +97,7 @@ def build_demo_job(folder: Path, size: int = 256, steps: int = 150) -> Path:
         "init": {"image": "init.png"},
         "losses": {"tv": 0.05},
         "regions": [
-            {"name": "face", "mask": "masks/face.png", "mode": "keep"},
+            {"name": "face", "mask": "masks/face.png", "mode": "keep", "feather": 8},
             {
                 "name": "backdrop",
                 "mask": "masks/backdrop.png",
@@ -113,7 +123,7 @@ def build_demo_job(folder: Path, size: int = 256, steps: int = 150) -> Path:
                     {"kind": "style", "image": "styles/grass.png", "weight": 1.0},
                 ],
             },
-            {"name": "helmet", "mask": "masks/helmet.png", "mode": "embolden", "strength": 1.5},
+            {"name": "helmet", "mask": "masks/helmet.png", "mode": "embolden", "strength": 2.0},
         ],
         "preview_every": 25,
     }

@@ -12,6 +12,8 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import SpecError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 Image.MAX_IMAGE_PIXELS = 8192 * 8192  # refuse decompression bombs well before memory runs out
 
 
@@ -66,6 +68,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs should read like any file
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -31,6 +31,7 @@ from .presets import apply_preset
 from .refs import ImageSource
 from .spec import CLIP_GUIDE_KINDS, JobSpec
 
+REFERENCE_SEED = 1234
 SUPPORTED_GUIDES = "style, content, scribble, outline, palette"
 _FEATURE_NETS: dict[torch.device, RandomFeatureNet] = {}
 
@@ -62,6 +63,18 @@ class PreparedJob:
             bounded = bounded_change(generated, self.init, self.embolden_limit)
             generated = torch.lerp(generated, bounded, self.layout.embolden)
         return self.layout.composite(generated, self.init)
+
+    def reference_losses(self) -> torch.Tensor:
+        """Raw losses of a fixed uniform-noise image: the yardstick that makes weights comparable.
+
+        Normalised by it, a loss of 1 means "as far off as noise" for every guide, whatever the
+        init image, so a guide the init already nearly meets is not blown up.
+        """
+        rng = torch.Generator().manual_seed(REFERENCE_SEED)
+        noise = torch.rand(1, 3, self.spec.height, self.spec.width, generator=rng).to(self.device)
+        with torch.no_grad():
+            ctx = self.context(self.layout.composite(noise, self.init))
+            return torch.stack([term.raw(ctx) for term in self.terms])
 
     def context(self, image: torch.Tensor, shift: tuple[int, int] = (0, 0)) -> StepContext:
         return StepContext(image=image, layout=self.layout, net=self.net, stats_masks=self.stats_masks, shift=shift)

@@ -110,6 +110,8 @@ def run(
     keys = [term.key for term in terms]
     weights = torch.tensor([term.weight for term in terms], device=job.device)
     floors = torch.tensor([term.min_scale for term in terms], device=job.device)
+    from_start = torch.tensor([term.scale_from == "start" for term in terms], device=job.device)
+    reference = job.reference_losses() if terms else None
     scales: torch.Tensor | None = None
 
     pending: list[torch.Tensor] = []  # per step: [total, term...] on the device
@@ -127,8 +129,8 @@ def run(
             ctx = job.context(image, jitter(rng))
             raw = torch.stack([term.raw(ctx) for term in terms])
             if scales is None:
-                # Normalise by each term's starting value: weight 1 means the same pull for all.
-                scales = torch.maximum(raw.detach().abs(), floors)
+                # Normalise so that weight 1 means the same pull for every guide.
+                scales = torch.maximum(torch.where(from_start, raw.detach(), reference).abs(), floors)
             values = weights * raw / scales
             total = values.sum()
             total.backward()

@@ -47,6 +47,9 @@ class GuideTerm(ABC):
 
     kind: str = ""
     min_scale: float = 1e-6  # floor for the normaliser, so a guide already met cannot explode
+    # What "1.0" means for this term: the loss of a fixed noise image ("reference"), or its
+    # own loss at step 0 ("start", for terms whose reachable range is bounded by design).
+    scale_from: str = "reference"
 
     def __init__(self, key: str, weight: float):
         self.key = key

@@ -37,6 +37,7 @@ def bounded_change(generated: torch.Tensor, init: torch.Tensor, limit: torch.Ten
 class EmboldenTerm(GuideTerm):
     kind = "embolden"
     min_scale = 1e-5
+    scale_from = "start"  # the change is bounded, so noise is no yardstick
 
     def __init__(self, key: str, weight: float, region_row: int, init: torch.Tensor, strength: float):
         super().__init__(key, weight)

@@ -16,9 +16,16 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 import jobkit
 
+from engine.cli import main
 from engine.spec import validate_spec
 
 SIZE = 40
+
+
+def torch_has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def start(*args) -> subprocess.Popen:
@@ -258,3 +265,45 @@ def test_cli_module_does_not_import_torch():
         timeout=120,
     )
     assert proc.stdout.strip() == "False"
+
+
+# ---- more user errors, in-process through main() (same code path, no interpreter start) ---
+
+
+def test_unavailable_device_is_a_user_error(tmp_path, capsys):
+    if torch_has_cuda():
+        pytest.skip("this machine has CUDA")
+    spec_path = job_folder(tmp_path)
+    assert main(["run", str(spec_path), "--out", str(tmp_path / "out"), "--device", "cuda", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: device: ") and len(err.strip().splitlines()) == 1
+
+
+def test_out_that_is_a_file_is_a_user_error(tmp_path, capsys):
+    spec_path = job_folder(tmp_path)
+    (tmp_path / "taken").write_text("not a folder")
+    assert main(["run", str(spec_path), "--out", str(tmp_path / "taken"), "--quiet"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+@pytest.mark.xfail(strict=True, reason="engine bug: NotADirectoryError from mkdir escapes main() as a traceback")
+def test_out_below_a_file_is_a_user_error(tmp_path, capsys):
+    spec_path = job_folder(tmp_path)
+    (tmp_path / "taken").write_text("not a folder")
+    assert main(["run", str(spec_path), "--out", str(tmp_path / "taken" / "out"), "--quiet"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+@pytest.mark.xfail(strict=True, reason="engine bug: only result.png and spec.resolved.json are protected")
+def test_out_must_not_overwrite_an_input_preview(tmp_path):
+    """Re-using a preview of the last run as the next init, with the same --out, keeps it intact."""
+    spec_path = job_folder(tmp_path)
+    data = json.loads(spec_path.read_text())
+    preview = tmp_path / "out" / "previews" / "step_00005.png"
+    jobkit.save(preview, jobkit.coffee(SIZE))
+    before = preview.read_bytes()
+    data["init"] = {"image": "out/previews/step_00005.png"}
+    jobkit.write_spec(tmp_path, data)
+    code = main(["run", str(spec_path), "--out", str(tmp_path / "out"), "--quiet"])
+    assert preview.read_bytes() == before
+    assert code == 2

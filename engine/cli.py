@@ -9,13 +9,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from . import __version__
 from .errors import JobCancelled, RegiaError, SpecErrors
-from .optimize import CancelToken, Progress, Result
-from .spec import JobSpec
+
+if TYPE_CHECKING:  # the optimiser pulls in torch: `schema` and `presets` start without it
+    from .optimize import Progress, Result
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -27,11 +29,9 @@ def _losses_summary(losses: dict[str, float], limit: int = 4) -> str:
 
 def run_spec_file(spec_path: Path, out_dir: Path, device_name: str = "auto", quiet: bool = False) -> Result:
     """Validate, prepare and run one spec file, writing everything into out_dir."""
-    import torch  # noqa: F401  (imported here so that `schema` and errors stay fast)
-
     from .device import pick_device
     from .job import prepare_job
-    from .optimize import run
+    from .optimize import CancelToken, run
     from .outputs import RunFolder
     from .refs import FolderSource
     from .spec import load_spec_file
@@ -99,7 +99,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .refs import FolderSource
     from .spec import load_spec_file
 
-    spec: JobSpec = load_spec_file(Path(args.spec))
+    spec = load_spec_file(Path(args.spec))
     prepare_job(spec, FolderSource(Path(args.spec).parent), torch.device("cpu"))
     print(f"{args.spec}: ok")
     return EXIT_OK
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (RegiaError, FileExistsError) as exc:
+    except RegiaError as exc:
         if isinstance(exc, JobCancelled):
             print(f"cancelled: {exc}", file=sys.stderr)
             return EXIT_CANCELLED

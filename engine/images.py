@@ -21,9 +21,15 @@ def decode_image(data: bytes, field: str, name: str) -> Image.Image:
     """Decode image bytes fully (so that truncation is caught here, not mid-job)."""
     try:
         image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise SpecError(field, f"{name} is not a PNG or any other image format this engine reads") from None
+    except Image.DecompressionBombError:
+        raise SpecError(field, f"{name} is too large to decode safely", allowed="at most 8192x8192") from None
+    try:
         image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise SpecError(field, f"{name} is not a readable image ({exc.__class__.__name__}: {exc})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        # Pillow's messages for broken files are short and specific ("image file is truncated").
+        raise SpecError(field, f"{name} is corrupt or truncated ({exc})") from None
     return image
 
 

@@ -136,7 +136,7 @@ def run(
             total.backward()
             optimizer.step()
             pending.append(torch.cat([total.detach()[None], values.detach()]))
-        schedule.step()
+            schedule.step()
 
         done = step + 1
         preview_now = spec.preview_every > 0 and done % spec.preview_every == 0 and done < steps

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import SpecError
 from .images import atomic_write_bytes, save_png
 from .spec import JobSpec
 
@@ -17,13 +18,26 @@ class RunFolder:
         self.folder = folder
         self.previews = folder / "previews"
 
-    def prepare(self, protected: list[Path]) -> None:
+    def written_paths(self) -> set[Path]:
+        return {(self.folder / name).resolve() for name in ("result.png", "spec.resolved.json", "losses.csv")}
+
+    def prepare(self, inputs: list[Path]) -> None:
         """Refuse to write where an input image lives: the artist's source is never overwritten."""
-        outputs = {(self.folder / "result.png").resolve(), (self.folder / "spec.resolved.json").resolve()}
-        clash = [p for p in protected if p.resolve() in outputs]
-        if clash:
-            raise FileExistsError(f"--out would overwrite the input image {clash[0]}; choose another folder")
-        self.folder.mkdir(parents=True, exist_ok=True)
+        previews = self.previews.resolve()
+        for path in (p.resolve() for p in inputs):
+            if path in self.written_paths() or path.parent == previews:
+                raise SpecError(
+                    "--out",
+                    f"this folder would overwrite the input image {path}",
+                    value=str(self.folder),
+                    allowed="a folder that holds none of the job's inputs",
+                )
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SpecError(
+                "--out", f"cannot create the output folder: {exc.strerror}", value=str(self.folder)
+            ) from None
 
     def write_preview(self, step: int, pixels: np.ndarray) -> Path:
         path = self.previews / f"step_{step:05d}.png"

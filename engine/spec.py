@@ -13,7 +13,7 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import SpecError, SpecErrors, short_repr
 
@@ -198,14 +198,18 @@ class JobSpec(Strict):
     models: Models = Field(default_factory=Models)
     preview_every: int = Field(default=10, ge=0, le=100_000, description="0 means no previews")
 
-    @model_validator(mode="after")
-    def _region_names_unique(self) -> JobSpec:
-        seen: set[str] = set()
-        for region in self.regions:
-            if region.name in seen:
-                raise ValueError(f"region names must be unique; {region.name!r} appears twice")
-            seen.add(region.name)
-        return self
+    @field_validator("regions")
+    @classmethod
+    def _region_names_unique(cls, regions: list[Region]) -> list[Region]:
+        first: dict[str, int] = {}
+        for index, region in enumerate(regions):
+            if region.name in first:
+                raise ValueError(
+                    f"regions[{index}].name {region.name!r} is already used by regions[{first[region.name]}]; "
+                    "region names must be unique"
+                )
+            first[region.name] = index
+        return regions
 
     def image_refs(self) -> list[tuple[str, str]]:
         """Every image reference in the spec, as (field path, ref)."""

@@ -169,14 +169,12 @@ def test_preview_matches_the_result_when_it_is_the_last_render(folder):
     np.testing.assert_array_equal(result.image, jobkit.astronaut(SIZE))
 
 
-@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
 def test_no_terms_returns_the_init(folder):
     result = jobkit.run_job(folder, jobkit.spec(SIZE, 3, init={"image": "init.png"}))
     np.testing.assert_array_equal(result.image, jobkit.astronaut(SIZE))
     assert result.history == []
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: with no terms the loop steps the scheduler, never the optimiser")
 def test_no_terms_runs_without_torch_warnings(folder):
     with warnings.catch_warnings():
         warnings.simplefilter("error")

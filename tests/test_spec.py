@@ -237,12 +237,11 @@ def test_keep_region_takes_no_guides():
     assert "keep" in error.detail
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: duplicate region names are reported on '(spec)', not a region")
 def test_duplicate_region_names_name_the_region():
     data = jobkit.spec(regions=[region(), region(mask="masks/other.png")])
     error = jobkit.spec_error(validate, data)
-    assert "appears twice" in error.detail
     assert error.field.startswith("regions")
+    assert "unique" in error.detail and "sky" in error.detail
 
 
 def test_not_an_object_and_not_json():
@@ -297,18 +296,12 @@ def test_missing_mask(folder):
 def test_corrupt_png(folder, name):
     error = jobkit.spec_error(jobkit.prepare, folder, jobkit.spec(SIZE, init={"image": name}), field="init.image")
     assert name in error.detail
-    assert "not a readable image" in error.detail
+    assert "0x" not in str(error) and "BytesIO" not in str(error)  # no Python object reprs
 
 
 def test_corrupt_mask(folder):
     data = jobkit.spec(SIZE, regions=[region(mask="truncated.png")])
     jobkit.spec_error(jobkit.prepare, folder, data, field="regions[0].mask")
-
-
-@pytest.mark.xfail(strict=True, reason="engine bug: the message embeds Pillow's '<_io.BytesIO object at 0x...>'")
-def test_corrupt_png_message_has_no_object_address(folder):
-    error = jobkit.spec_error(jobkit.prepare, folder, jobkit.spec(SIZE, init={"image": "noise.png"}))
-    assert "0x" not in str(error) and "BytesIO" not in str(error)
 
 
 def test_unknown_preset(folder):

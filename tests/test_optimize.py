@@ -221,15 +221,15 @@ def test_cancel_from_another_thread(folder):
 
     def work() -> None:
         try:
-            run(jobkit.prepare(folder, jobkit.spec(SIZE, 100_000, guides=PALETTE)), on_progress, token)
+            run(jobkit.prepare(folder, jobkit.spec(SIZE, 3000, guides=PALETTE)), on_progress, token)
         except BaseException as exc:
             outcome.append(exc)
 
     worker = threading.Thread(target=work, daemon=True)
     worker.start()
     assert started.wait(60)
-    at_cancel = len(seen)
     token.cancel()
+    at_cancel = len(seen)  # the step in flight may still finish; no step starts after it
     worker.join(60)
     assert not worker.is_alive()
     assert len(outcome) == 1 and isinstance(outcome[0], JobCancelled)

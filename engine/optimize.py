@@ -140,7 +140,7 @@ def run(
 
         done = step + 1
         preview_now = spec.preview_every > 0 and done % spec.preview_every == 0 and done < steps
-        if pending and (done % report_every == 0 or done == steps or preview_now):
+        if pending and (done == 1 or done % report_every == 0 or done == steps or preview_now):
             rows = torch.stack(pending).cpu().tolist()
             pending.clear()
             for row in rows:

@@ -43,7 +43,7 @@ HexColor = Annotated[str, Field(pattern=HEX_COLOR_RE.pattern, description="#rrgg
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True, strict=True)
 
 
 # ---- guides -----------------------------------------------------------------------------

@@ -57,6 +57,7 @@ from engine.device import describe, pick_device
 from engine.job import PreparedJob, prepare_job
 from engine.optimize import Progress, run
 from engine.refs import FolderSource
+from engine.runtime import tune_allocator
 from engine.spec import validate_spec
 
 GENERATORS = ("pixels", "fourier")
@@ -371,6 +372,7 @@ def child_main(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    tune_allocator()  # as the engine's own entry points do
     set_threads(args.threads)
     if args.child:
         child_main(args)

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .errors import JobCancelled, RegiaError, SpecErrors
+from .runtime import tune_allocator
 
 if TYPE_CHECKING:  # the optimiser pulls in torch: `schema` and `presets` start without it
     from .optimize import Progress, Result
@@ -145,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    tune_allocator()
     try:
         return args.func(args)
     except RegiaError as exc:

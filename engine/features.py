@@ -15,6 +15,7 @@ from torch import nn
 
 FEATURE_SEED = 20161107
 DEFAULT_WIDTHS = (32, 64, 128, 128)
+JITTER_UNIT = 2 ** (len(DEFAULT_WIDTHS) - 1)  # shifts in multiples of the coarsest stride undo exactly
 
 
 class RandomFeatureNet(nn.Module):
@@ -40,9 +41,16 @@ class RandomFeatureNet(nn.Module):
         self.convs = nn.ModuleList(layers)
         self.requires_grad_(False)
 
+    @property
+    def strides(self) -> list[int]:
+        """Pixels per feature cell of each returned map: raw colours, then each conv."""
+        return [1] + [2**i for i in range(len(self.convs))]
+
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
         """[pixels, conv1, conv2, ...]: the raw colours carry palette and brightness, which the
         zero-mean filters are blind to by design."""
+        # channels_last: faster convolutions, and each map's pixels are rows of (P, C) for free.
+        image = image.contiguous(memory_format=torch.channels_last)
         x = (image - 0.5) / 0.25
         features = [image]
         for index, conv in enumerate(self.convs):
@@ -99,3 +107,99 @@ def style_distance(
         total = layer if total is None else total + layer
     assert total is not None
     return total / len(stats)
+
+
+def jittered_features(net: RandomFeatureNet, image: torch.Tensor, shift: tuple[int, int]) -> list[torch.Tensor]:
+    """Features of the image shifted circularly by `shift` pixels.
+
+    The net sees a different alignment of its pooling grid every step, so the optimiser cannot fit
+    that grid with high-frequency patterns (Lucid's transformation robustness). The maps stay in
+    the shifted frame: the masks follow them instead (see RegionSupport.stats and shifted), which
+    costs index arithmetic rather than copies of every feature map. Shifts are multiples of
+    JITTER_UNIT so that they divide every stride.
+    """
+    return net(torch.roll(image, shift, dims=(-2, -1)) if shift != (0, 0) else image)
+
+
+def shifted(tensor: torch.Tensor, shift: tuple[int, int], stride: int) -> torch.Tensor:
+    """A map in the unshifted frame, moved into the frame of jittered features at this stride."""
+    if shift == (0, 0):
+        return tensor
+    return torch.roll(tensor, (shift[0] // stride, shift[1] // stride), dims=(-2, -1))
+
+
+class RowGram(torch.autograd.Function):
+    """Xᵀ X for rows X (K, C), with a one-product backward X (G + Gᵀ) where autograd runs two."""
+
+    @staticmethod
+    def forward(ctx, rows: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(rows)
+        return rows.t() @ rows
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (rows,) = ctx.saved_tensors
+        return rows @ (grad + grad.t())
+
+
+def pixel_rows(feature: torch.Tensor) -> torch.Tensor:
+    """(1, C, H, W) -> (H*W, C): one row per pixel; a view when the map is channels_last."""
+    return feature[0].permute(1, 2, 0).reshape(-1, feature.shape[1])
+
+
+class RegionSupport:
+    """Where each region has weight, per feature map: found once per job, used every step.
+
+    A region's statistics then cost in proportion to its own area, so K regions that tile the
+    canvas cost about as much as one region covering it, not K times as much. All regions'
+    pixels are gathered in one index_select per map (one scatter in the backward pass).
+    """
+
+    def __init__(self, masks: torch.Tensor, shapes: list[tuple[int, int]], strides: list[int]):
+        self.layers: list[_LayerSupport] = []
+        for shape, stride in zip(shapes, strides, strict=True):
+            weights = F.adaptive_avg_pool2d(masks, shape).flatten(1)  # (S, P)
+            totals = weights.sum(1).clamp_min(1e-8)
+            if weights.shape[0] == 1 and bool((weights == 1).all()):
+                # One region covering everything at weight 1: statistics do not depend on pixel
+                # order, so it needs no gather, no weighting and no jitter bookkeeping.
+                self.layers.append(_LayerSupport(None, weights[0], [weights.shape[1]], totals, shape, stride))
+                continue
+            indices = [torch.nonzero(row > 0).flatten() for row in weights]
+            roots = [row[index].sqrt() for row, index in zip(weights, indices, strict=True)]
+            sizes = [len(index) for index in indices]
+            self.layers.append(_LayerSupport(torch.cat(indices), torch.cat(roots), sizes, totals, shape, stride))
+
+    def stats(
+        self, layer: int, feature: torch.Tensor, shift: tuple[int, int] = (0, 0)
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean (S, C), Gram (S, C, C)) of a (1, C, H, W) map, jittered by `shift`, per region."""
+        support = self.layers[layer]
+        rows = pixel_rows(feature)  # (P, C)
+        if support.index is None:
+            return rows.mean(0)[None], (RowGram.apply(rows) / support.totals[0])[None]
+        weighted = rows.index_select(0, support.shifted_index(shift)) * support.roots[:, None]
+        means, grams = [], []
+        for chunk, root, total in zip(
+            weighted.split(support.sizes), support.roots.split(support.sizes), support.totals, strict=True
+        ):
+            means.append((root @ chunk) / total)
+            grams.append(RowGram.apply(chunk) / total)
+        return torch.stack(means), torch.stack(grams)
+
+
+class _LayerSupport:
+    """All regions' pixels at one feature scale, concatenated: one gather (and one scatter) a step."""
+
+    def __init__(self, index, roots, sizes, totals, shape, stride):
+        self.index, self.roots, self.sizes, self.totals = index, roots, sizes, totals
+        self.height, self.width = shape
+        self.stride = stride
+        if index is not None:
+            self.ys, self.xs = index // self.width, index % self.width
+
+    def shifted_index(self, shift: tuple[int, int]) -> torch.Tensor:
+        if shift == (0, 0):
+            return self.index
+        dy, dx = shift[0] // self.stride, shift[1] // self.stride
+        return ((self.ys + dy) % self.height) * self.width + (self.xs + dx) % self.width

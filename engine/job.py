@@ -24,7 +24,7 @@ from .guides.embolden import EmboldenTerm, bounded_change, max_change
 from .guides.image_losses import SaturationTerm, SymmetryTerm, TotalVariationTerm
 from .guides.palette import PaletteTerm, hex_to_rgb
 from .guides.strokes import OutlineTerm, ScribbleTerm
-from .guides.style import StyleTerm, style_target
+from .guides.style import StyleBank, StyleTerm, style_target
 from .images import has_alpha, to_mask, to_rgb, to_rgba
 from .masks import RegionLayout, build_layout
 from .presets import apply_preset
@@ -52,7 +52,7 @@ class PreparedJob:
     generator: nn.Module
     terms: list[GuideTerm]
     net: RandomFeatureNet | None
-    stats_masks: torch.Tensor | None
+    style_bank: StyleBank | None
     embolden_limit: torch.Tensor | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
 
@@ -77,7 +77,7 @@ class PreparedJob:
             return torch.stack([term.raw(ctx) for term in self.terms])
 
     def context(self, image: torch.Tensor, shift: tuple[int, int] = (0, 0)) -> StepContext:
-        return StepContext(image=image, layout=self.layout, net=self.net, stats_masks=self.stats_masks, shift=shift)
+        return StepContext(image=image, layout=self.layout, net=self.net, style_bank=self.style_bank, shift=shift)
 
 
 def _tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -207,8 +207,8 @@ def prepare_job(spec: JobSpec, source: ImageSource, device: torch.device) -> Pre
     needs_net = any(guide.kind in ("style", "content") for _, guide, _, _ in placements)
     net = feature_net(device) if needs_net else None
     style_rows = sorted({row for row, guide, _, _ in placements if guide.kind == "style"})
-    stats_masks = layout.guided[style_rows] if style_rows else None
     style_targets: dict[str, list] = {}
+    style_terms: list[StyleTerm] = []
 
     terms: list[GuideTerm] = []
     for row, guide, path, key in placements:
@@ -217,7 +217,9 @@ def prepare_job(spec: JobSpec, source: ImageSource, device: torch.device) -> Pre
             if guide.image not in style_targets:
                 reference = _style_reference(loader.open(guide.image, field_path), width, height, device)
                 style_targets[guide.image] = style_target(net, reference)
-            terms.append(StyleTerm(key, guide.weight, style_rows.index(row), style_targets[guide.image]))
+            term = StyleTerm(key, guide.weight, len(style_terms), style_rows.index(row), style_targets[guide.image])
+            style_terms.append(term)
+            terms.append(term)
         elif guide.kind == "content":
             reference = cover_resize(_tensor(to_rgb(loader.open(guide.image, field_path)), device), height, width)
             terms.append(ContentTerm(key, guide.weight, row, reference, net))
@@ -256,6 +258,6 @@ def prepare_job(spec: JobSpec, source: ImageSource, device: torch.device) -> Pre
         generator=generator,
         terms=terms,
         net=net,
-        stats_masks=stats_masks,
+        style_bank=StyleBank(layout.guided[style_rows], style_terms) if style_terms else None,
         embolden_limit=embolden_limit,
     )

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .errors import JobCancelled
+from .features import JITTER_UNIT
 from .images import quantize
 from .job import PreparedJob
 from .spec import Optimizer
@@ -85,11 +86,11 @@ def build_optimizer(
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-JITTER_STEP, JITTER_STEPS = 4, 2  # shifts of 0, +-4, +-8 px: multiples of the content layer's stride
+JITTER_STEPS = 2  # shifts of 0, 1 or 2 JITTER_UNITs either way
 
 
 def jitter(rng: torch.Generator) -> tuple[int, int]:
-    dy, dx = (torch.randint(-JITTER_STEPS, JITTER_STEPS + 1, (2,), generator=rng) * JITTER_STEP).tolist()
+    dy, dx = (torch.randint(-JITTER_STEPS, JITTER_STEPS + 1, (2,), generator=rng) * JITTER_UNIT).tolist()
     return int(dy), int(dx)
 
 

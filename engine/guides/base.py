@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
-from ..features import RandomFeatureNet, masked_stats, masks_for
+from ..features import RandomFeatureNet, jittered_features
 from ..masks import RegionLayout
+
+if TYPE_CHECKING:
+    from .style import StyleBank
 
 
 @dataclass
@@ -18,28 +22,26 @@ class StepContext:
     image: torch.Tensor
     layout: RegionLayout
     net: RandomFeatureNet | None
-    stats_masks: torch.Tensor | None = None  # (S, 1, H, W): regions that need Gram statistics
-    shift: tuple[int, int] = (0, 0)  # random circular jitter of the features, see features
+    style_bank: StyleBank | None = None
+    shift: tuple[int, int] = (0, 0)  # circular jitter of the feature pass, see jittered_features
     _features: list[torch.Tensor] | None = field(default=None, repr=False)
-    _stats: list[tuple[torch.Tensor, torch.Tensor]] | None = field(default=None, repr=False)
+    _style: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def features(self) -> list[torch.Tensor]:
         if self._features is None:
             assert self.net is not None, "a feature guide was built without the feature net"
-            # Jitter: features of a circularly shifted image, so that the optimiser cannot fit
-            # the fixed net's pooling grid with high-frequency patterns (Lucid's robustness).
-            self._features = self.net(torch.roll(self.image, self.shift, dims=(-2, -1)))
+            self._features = jittered_features(self.net, self.image, self.shift)
         return self._features
 
     @property
-    def region_stats(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per layer: (mean (S, C), Gram (S, C, C)) for every region with a style guide, batched."""
-        if self._stats is None:
-            assert self.stats_masks is not None
-            masks = torch.roll(self.stats_masks, self.shift, dims=(-2, -1))
-            self._stats = [masked_stats(f, masks_for(f, masks)) for f in self.features]
-        return self._stats
+    def style_distances(self) -> torch.Tensor:
+        """Every style term's distance, computed together once per step."""
+        if self._style is None:
+            assert self.style_bank is not None
+            assert self.net is not None
+            self._style = self.style_bank.distances(self.features, self.net.strides, self.shift)
+        return self._style
 
 
 class GuideTerm(ABC):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..features import shifted
 from ..filters import masked_mean
 from .base import GuideTerm, StepContext
 
@@ -33,10 +34,10 @@ class ContentTerm(GuideTerm):
         low = F.avg_pool2d(ctx.image, self.pool, ceil_mode=True)
         low_weight = F.avg_pool2d(weight, self.pool, ceil_mode=True)
         colour = masked_mean((low - self.low).pow(2), low_weight)
-        feature = ctx.features[STRUCTURE_LAYER]
-        stride = 2 ** (STRUCTURE_LAYER - 1)
-        feature = torch.roll(feature, (-ctx.shift[0] // stride, -ctx.shift[1] // stride), dims=(-2, -1))
+        feature = ctx.features[STRUCTURE_LAYER]  # in the jittered frame: move the targets there
         feature = feature / feature.pow(2).mean().sqrt().clamp_min(1e-8)
-        feat_weight = F.adaptive_avg_pool2d(weight, feature.shape[-2:])
-        structure = masked_mean((feature - self.structure).pow(2), feat_weight)
+        stride = ctx.net.strides[STRUCTURE_LAYER]
+        target = shifted(self.structure, ctx.shift, stride)
+        feat_weight = shifted(F.adaptive_avg_pool2d(weight, feature.shape[-2:]), ctx.shift, stride)
+        structure = masked_mean((feature - target).pow(2), feat_weight)
         return colour + 0.1 * structure

@@ -165,9 +165,15 @@ class RegionSupport:
                 # order, so it needs no gather, no weighting and no jitter bookkeeping.
                 self.layers.append(_LayerSupport(None, weights[0], [weights.shape[1]], totals, shape, stride))
                 continue
-            indices = [torch.nonzero(row > 0).flatten() for row in weights]
-            roots = [row[index].sqrt() for row, index in zip(weights, indices, strict=True)]
-            sizes = [len(index) for index in indices]
+            # Per region: its pixels at full weight, then its partial (feathered) ones. Only the
+            # partial ones need weighting, so most of a region costs a gather and a product.
+            indices, roots, sizes = [], [], []
+            for row in weights:
+                full = torch.nonzero(row == 1).flatten()
+                partial = torch.nonzero((row > 0) & (row < 1)).flatten()
+                indices += [full, partial]
+                roots.append(row[partial].sqrt())
+                sizes += [len(full), len(partial)]
             self.layers.append(_LayerSupport(torch.cat(indices), torch.cat(roots), sizes, totals, shape, stride))
 
     def stats(
@@ -178,18 +184,22 @@ class RegionSupport:
         rows = pixel_rows(feature)  # (P, C)
         if support.index is None:
             return rows.mean(0)[None], (RowGram.apply(rows) / support.totals[0])[None]
-        weighted = rows.index_select(0, support.shifted_index(shift)) * support.roots[:, None]
+        chunks = rows.index_select(0, support.shifted_index(shift)).split(support.sizes)
+        roots = support.roots.split(support.sizes[1::2])
         means, grams = [], []
-        for chunk, root, total in zip(
-            weighted.split(support.sizes), support.roots.split(support.sizes), support.totals, strict=True
-        ):
-            means.append((root @ chunk) / total)
-            grams.append(RowGram.apply(chunk) / total)
+        for region, total in enumerate(support.totals):
+            full, partial = chunks[2 * region], chunks[2 * region + 1] * roots[region][:, None]
+            means.append((full.sum(0) + roots[region] @ partial) / total)
+            grams.append((RowGram.apply(full) + RowGram.apply(partial)) / total)
         return torch.stack(means), torch.stack(grams)
 
 
 class _LayerSupport:
-    """All regions' pixels at one feature scale, concatenated: one gather (and one scatter) a step."""
+    """All regions' pixels at one feature scale, concatenated: one gather (and one scatter) a step.
+
+    `sizes` alternates per region: pixels at full weight, then partial ones; `roots` holds the
+    square roots of the partial weights only.
+    """
 
     def __init__(self, index, roots, sizes, totals, shape, stride):
         self.index, self.roots, self.sizes, self.totals = index, roots, sizes, totals

@@ -155,10 +155,17 @@ class RegionSupport:
     pixels are gathered in one index_select per map (one scatter in the backward pass).
     """
 
-    def __init__(self, masks: torch.Tensor, shapes: list[tuple[int, int]], strides: list[int]):
+    def __init__(
+        self, masks: torch.Tensor, shapes: list[tuple[int, int]], strides: list[int], dense: bool | None = None
+    ):
+        # On a GPU a step of this size is bound by kernel launches, not arithmetic: there one
+        # batched product over the dense masks beats a few small products per region.
+        self.dense = masks.device.type != "cpu" if dense is None else dense
         self.layers: list[_LayerSupport] = []
+        self.pooled: list[torch.Tensor] = []
         for shape, stride in zip(shapes, strides, strict=True):
-            weights = F.adaptive_avg_pool2d(masks, shape).flatten(1)  # (S, P)
+            self.pooled.append(F.adaptive_avg_pool2d(masks, shape))  # (S, 1, h, w)
+            weights = self.pooled[-1].flatten(1)  # (S, P)
             totals = weights.sum(1).clamp_min(1e-8)
             if weights.shape[0] == 1 and bool((weights == 1).all()):
                 # One region covering everything at weight 1: statistics do not depend on pixel
@@ -181,6 +188,9 @@ class RegionSupport:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean (S, C), Gram (S, C, C)) of a (1, C, H, W) map, jittered by `shift`, per region."""
         support = self.layers[layer]
+        if self.dense and support.index is not None:
+            weights = shifted(self.pooled[layer], shift, support.stride).flatten(1)
+            return masked_stats(feature, weights)
         rows = pixel_rows(feature)  # (P, C)
         if support.index is None:
             return rows.mean(0)[None], (RowGram.apply(rows) / support.totals[0])[None]

@@ -18,13 +18,14 @@ def region_masks(height: int, width: int) -> torch.Tensor:
     return masks
 
 
+@pytest.mark.parametrize("dense", [False, True], ids=["gathered (CPU path)", "dense (GPU path)"])
 @pytest.mark.parametrize("shift", [(0, 0), (8, -16), (-8, 8)])
-def test_support_stats_match_dense_masking_and_follow_the_jitter(shift):
+def test_support_stats_match_dense_masking_and_follow_the_jitter(shift, dense):
     torch.manual_seed(0)
     height, width, stride = 40, 64, 2
     feature = torch.randn(1, 16, height // stride, width // stride, requires_grad=True)
     masks = region_masks(height, width)
-    support = RegionSupport(masks, [tuple(feature.shape[-2:])], [stride])
+    support = RegionSupport(masks, [tuple(feature.shape[-2:])], [stride], dense=dense)
     # the jittered feature pass sees the map moved by shift / stride; the support follows it
     mean, gram = support.stats(0, shifted(feature, shift, stride), shift)
     dense_mean, dense_gram = masked_stats(feature, masks_for(feature, masks))

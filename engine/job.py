@@ -6,8 +6,7 @@ any compute, and the artist learns exactly what to fix.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -54,7 +53,6 @@ class PreparedJob:
     net: RandomFeatureNet | None
     style_bank: StyleBank | None
     embolden_limit: torch.Tensor | None = None
-    inputs: dict[str, Any] = field(default_factory=dict)
 
     def render(self) -> torch.Tensor:
         """Generator output, with embolden bounds and keep/uncovered pixels composited in."""

@@ -45,6 +45,7 @@ class RegionLayout:
     embolden: torch.Tensor
 
     def weight_of(self, name: str) -> torch.Tensor:
+        """(1, 1, H, W) weights of one guided region."""
         return self.guided[self.names.index(name)].unsqueeze(0)
 
     def composite(self, generated: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Guide terms: one loss each, masked to its region. `build_terms` turns a spec into terms."""
+"""Guide terms: one loss each, masked to its region. engine/job.py builds them from a spec."""
 
 from .base import GuideTerm, StepContext
 

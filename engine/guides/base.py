@@ -60,6 +60,14 @@ class GuideTerm(ABC):
     @abstractmethod
     def raw(self, ctx: StepContext) -> torch.Tensor: ...
 
-    @property
-    def needs_features(self) -> bool:
-        return False
+
+class RegionTerm(GuideTerm):
+    """A term that acts inside one guided region, weighted by that region's mask."""
+
+    def __init__(self, key: str, weight: float, region_row: int):
+        super().__init__(key, weight)
+        self.region_row = region_row
+
+    def region_weight(self, ctx: StepContext) -> torch.Tensor:
+        """(1, 1, H, W) weights of this term's region."""
+        return ctx.layout.guided[self.region_row : self.region_row + 1]

@@ -7,30 +7,25 @@ import torch.nn.functional as F
 
 from ..features import shifted
 from ..filters import masked_mean
-from .base import GuideTerm, StepContext
+from .base import RegionTerm, StepContext
 
 STRUCTURE_LAYER = 2  # mid-level random features: edges and shapes, not texture
 
 
-class ContentTerm(GuideTerm):
+class ContentTerm(RegionTerm):
     kind = "content"
     min_scale = 1e-4
 
     def __init__(self, key: str, weight: float, region_row: int, reference: torch.Tensor, net):
-        super().__init__(key, weight)
-        self.region_row = region_row
+        super().__init__(key, weight, region_row)
         self.pool = max(2, min(reference.shape[-2:]) // 32)
         with torch.no_grad():
             self.low = F.avg_pool2d(reference, self.pool, ceil_mode=True)
             feature = net(reference)[STRUCTURE_LAYER]
             self.structure = feature / feature.pow(2).mean().sqrt().clamp_min(1e-8)
 
-    @property
-    def needs_features(self) -> bool:
-        return True
-
     def raw(self, ctx: StepContext) -> torch.Tensor:
-        weight = ctx.layout.guided[self.region_row : self.region_row + 1]
+        weight = self.region_weight(ctx)
         low = F.avg_pool2d(ctx.image, self.pool, ceil_mode=True)
         low_weight = F.avg_pool2d(weight, self.pool, ceil_mode=True)
         colour = masked_mean((low - self.low).pow(2), low_weight)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..filters import gaussian_blur, luminance, masked_mean
-from .base import GuideTerm, StepContext
+from .base import RegionTerm, StepContext
 
 MAX_CHANGE_PER_STRENGTH = 0.12
 
@@ -34,17 +34,16 @@ def bounded_change(generated: torch.Tensor, init: torch.Tensor, limit: torch.Ten
     return init + limit * torch.tanh((generated - init) / limit)
 
 
-class EmboldenTerm(GuideTerm):
+class EmboldenTerm(RegionTerm):
     kind = "embolden"
     min_scale = 1e-5
     scale_from = "start"  # the change is bounded, so noise is no yardstick
 
     def __init__(self, key: str, weight: float, region_row: int, init: torch.Tensor, strength: float):
-        super().__init__(key, weight)
-        self.region_row = region_row
+        super().__init__(key, weight, region_row)
         with torch.no_grad():
             self.target = emboldened(init, strength)
 
     def raw(self, ctx: StepContext) -> torch.Tensor:
-        weight = ctx.layout.guided[self.region_row : self.region_row + 1]
+        weight = self.region_weight(ctx)
         return masked_mean((ctx.image - self.target).pow(2), weight)

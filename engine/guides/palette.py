@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..filters import masked_mean
-from .base import GuideTerm, StepContext
+from .base import RegionTerm, StepContext
 
 SOFTMIN_TEMPERATURE = 0.002  # in squared RGB distance; small = nearest colour, smooth gradient
 
@@ -21,15 +21,14 @@ def palette_distance(image: torch.Tensor, palette: torch.Tensor) -> torch.Tensor
     return soft.clamp_min(0.0)
 
 
-class PaletteTerm(GuideTerm):
+class PaletteTerm(RegionTerm):
     kind = "palette"
     min_scale = 1e-4
 
     def __init__(self, key: str, weight: float, region_row: int, palette: torch.Tensor):
-        super().__init__(key, weight)
-        self.region_row = region_row
+        super().__init__(key, weight, region_row)
         self.palette = palette
 
     def raw(self, ctx: StepContext) -> torch.Tensor:
-        weight = ctx.layout.guided[self.region_row : self.region_row + 1]
+        weight = self.region_weight(ctx)
         return masked_mean(palette_distance(ctx.image, self.palette), weight)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..filters import gaussian_blur, luminance, masked_mean, sobel_magnitude
-from .base import GuideTerm, StepContext
+from .base import RegionTerm, StepContext
 
 EDGE_SOFTNESS = 0.08  # gradient magnitude at which an edge counts as about 2/3 drawn
 
@@ -14,15 +14,14 @@ def stroke_sigma(height: int, width: int) -> float:
     return max(1.5, min(height, width) / 128.0)
 
 
-class ScribbleTerm(GuideTerm):
+class ScribbleTerm(RegionTerm):
     """Where the stroke's alpha is set, the low-passed colour of the image matches the stroke's."""
 
     kind = "scribble"
     min_scale = 1e-4
 
     def __init__(self, key: str, weight: float, region_row: int, rgba: torch.Tensor):
-        super().__init__(key, weight)
-        self.region_row = region_row
+        super().__init__(key, weight, region_row)
         self.sigma = stroke_sigma(*rgba.shape[-2:])
         rgb, alpha = rgba[:, :3], rgba[:, 3:4]
         with torch.no_grad():
@@ -32,7 +31,7 @@ class ScribbleTerm(GuideTerm):
             self.coverage = spread / spread.amax().clamp_min(1e-8)
 
     def raw(self, ctx: StepContext) -> torch.Tensor:
-        weight = ctx.layout.guided[self.region_row : self.region_row + 1] * self.coverage
+        weight = self.region_weight(ctx) * self.coverage
         low = gaussian_blur(ctx.image, self.sigma)
         return masked_mean((low - self.colour).pow(2), weight)
 
@@ -43,22 +42,21 @@ def edge_map(image: torch.Tensor, sigma: float) -> torch.Tensor:
     return gaussian_blur(1.0 - torch.exp(-magnitude / EDGE_SOFTNESS), sigma)
 
 
-class OutlineTerm(GuideTerm):
+class OutlineTerm(RegionTerm):
     """The image's edges lie on the drawn lines, and mostly nowhere else."""
 
     kind = "outline"
     min_scale = 1e-4
 
     def __init__(self, key: str, weight: float, region_row: int, ink: torch.Tensor):
-        super().__init__(key, weight)
-        self.region_row = region_row
+        super().__init__(key, weight, region_row)
         self.sigma = stroke_sigma(*ink.shape[-2:]) / 1.5
         with torch.no_grad():
             lines = gaussian_blur(ink, self.sigma)
             self.lines = lines / lines.amax().clamp_min(1e-8)
 
     def raw(self, ctx: StepContext) -> torch.Tensor:
-        weight = ctx.layout.guided[self.region_row : self.region_row + 1]
+        weight = self.region_weight(ctx)
         edges = edge_map(ctx.image, self.sigma)
         error = (edges - self.lines).pow(2)
         # Lines are sparse; balance them against the blank paper so that both count.

@@ -18,15 +18,11 @@ class StyleTerm(GuideTerm):
     kind = "style"
     min_scale = 1e-3
 
-    def __init__(self, key: str, weight: float, index: int, region_row: int, target: Stats):
+    def __init__(self, key: str, weight: float, index: int, style_region: int, target: Stats):
         super().__init__(key, weight)
         self.index = index  # this term's row in the StyleBank
-        self.region_row = region_row  # its region's row among the regions with style guides
+        self.style_region = style_region  # its region's row among the regions with style guides
         self.target = target
-
-    @property
-    def needs_features(self) -> bool:
-        return True
 
     def raw(self, ctx: StepContext) -> torch.Tensor:
         return ctx.style_distances[self.index]
@@ -37,7 +33,7 @@ class StyleBank:
 
     def __init__(self, masks: torch.Tensor, terms: list[StyleTerm]):
         self.masks = masks  # (S, 1, H, W): one per region that has a style guide
-        self.rows = torch.tensor([term.region_row for term in terms], device=masks.device)
+        self.rows = torch.tensor([term.style_region for term in terms], device=masks.device)
         self.targets = [
             (torch.cat([t.target[layer][0] for t in terms]), torch.cat([t.target[layer][1] for t in terms]))
             for layer in range(len(terms[0].target))

@@ -113,6 +113,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server.config import ServerConfig  # fastapi, uvicorn and torch load only for `serve`
+    from .server.serve import serve
+
+    return serve(
+        ServerConfig(
+            data_dir=Path(args.data_dir),
+            host=args.host,
+            port=args.port,
+            port_file=Path(args.port_file) if args.port_file else None,
+            token=args.token,
+            max_side=args.max_side,
+            max_regions=args.max_regions,
+            max_blob_mb=args.max_blob_mb,
+            device=args.device,
+        )
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m engine", description="Regia engine: region-guided image generation"
@@ -141,6 +160,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo_p.add_argument("--device", default="auto")
     demo_p.add_argument("--quiet", action="store_true")
     demo_p.set_defaults(func=cmd_demo)
+
+    serve_p = sub.add_parser("serve", help="run the engine as a local HTTP server (docs/server-api.md)")
+    serve_p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve_p.add_argument("--port", type=int, default=0, help="port (default 0: a free one)")
+    serve_p.add_argument("--port-file", help="write the port here once the server accepts connections")
+    serve_p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every request")
+    serve_p.add_argument("--data-dir", default="regia-data", help="blobs, jobs and server.log (default ./regia-data)")
+    serve_p.add_argument("--max-side", type=int, default=2048, help="largest width or height (default 2048)")
+    serve_p.add_argument("--max-regions", type=int, default=32, help="most regions per job (default 32)")
+    serve_p.add_argument("--max-blob-mb", type=int, default=64, help="largest PNG upload in MiB (default 64)")
+    serve_p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    serve_p.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -1,0 +1,360 @@
+"""Jobs: one folder each, status served from memory, status.json kept for restarts.
+
+Every state change is written to status.json (atomically); progress at most once a second, so
+a running job pays nothing per step. After a restart a job that was running is `interrupted`
+and queued jobs are queued again in their old order.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..images import atomic_write_bytes
+from .errors import ApiError
+from .logs import JsonLog, utc_iso
+
+ID_RE = re.compile(r"j\d{8}T\d{6}-[0-9a-f]{8}")
+STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+REQUEUEABLE = ("interrupted", "failed", "cancelled")
+FLUSH_EVERY = 1.0  # seconds between status.json writes while a job makes progress
+JOB_FILES = ("preview.png", "result.png", "losses.csv")
+
+
+def interrupted_message(job_id: str) -> str:
+    return f"the engine stopped while this job was running; run it again with POST /jobs/{job_id}/requeue"
+
+
+def new_job_id() -> str:
+    return "j" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
+
+
+def valid_job_id(value: str) -> bool:
+    return ID_RE.fullmatch(value) is not None
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """JSON has no NaN or infinity; a diverged loss is reported as null."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+@dataclass(eq=False)
+class JobRecord:
+    id: str
+    steps: int
+    created: str
+    queued_ns: int  # FIFO order, kept across restarts
+    state: str = "queued"
+    step: int = 0
+    losses: dict[str, float | None] = field(default_factory=dict)
+    total_loss: float | None = None
+    error: str | None = None
+    cancel_requested: bool = False
+    started: str | None = None
+    finished: str | None = None
+    elapsed: float = 0.0  # seconds from start to finish, frozen once the job stops
+    # In memory only:
+    token: Cancellable | None = None
+    run_since: float | None = None  # time.monotonic() at start
+    eta: float | None = None
+    eta_at: float = 0.0
+    version: int = 0  # bumped on every change; status.json is written only forward
+    written: int = -1
+    flushed_at: float = 0.0
+    io_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def status(self, position: int | None, now: float) -> dict[str, Any]:
+        elapsed, eta = self.elapsed, None
+        if self.state == "running" and self.run_since is not None:
+            elapsed = now - self.run_since
+            if self.eta is not None:
+                eta = max(0.0, self.eta - (now - self.eta_at))
+        elif self.state == "done":
+            eta = 0.0
+        return {
+            "id": self.id,
+            "state": self.state,
+            "step": self.step,
+            "steps": self.steps,
+            "fraction": self.step / self.steps if self.steps else 0.0,
+            "elapsed_seconds": round(elapsed, 3),
+            "eta_seconds": None if eta is None else round(eta, 3),
+            "losses": dict(self.losses),
+            "total_loss": self.total_loss,
+            "error": self.error,
+            "cancel_requested": self.cancel_requested,
+            "queue_position": position,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+        }
+
+
+class JobStore:
+    def __init__(self, root: Path, log: JsonLog | None = None):
+        self.root = root
+        self.log = log
+        root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._records: dict[str, JobRecord] = {}  # in creation order
+        self._queue: list[str] = []  # queued ids, next first
+        self._last_ns = 0
+        self._closed = False
+
+    # ---- paths -------------------------------------------------------------------------
+
+    def folder(self, job_id: str) -> Path:
+        if not valid_job_id(job_id):  # ids are made here; anything else never becomes a path
+            raise ValueError(f"not a job id: {job_id!r}")
+        return self.root / job_id
+
+    def spec_text(self, job_id: str) -> str:
+        return (self.folder(job_id) / "spec.json").read_text(encoding="utf-8")
+
+    # ---- reads (from memory, cheap) ---------------------------------------------------
+
+    def _find(self, job_id: str) -> JobRecord:
+        record = self._records.get(job_id) if valid_job_id(job_id) else None
+        if record is None:
+            raise ApiError.one(404, "id", "no job with this id", value=job_id)
+        return record
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        with self._lock:
+            record = self._find(job_id)
+            return record.status(self._position(job_id), time.monotonic())
+
+    def state(self, job_id: str) -> str:
+        with self._lock:
+            return self._find(job_id).state
+
+    def statuses(self) -> list[dict[str, Any]]:
+        with self._lock:
+            positions = {job_id: index for index, job_id in enumerate(self._queue)}
+            now = time.monotonic()
+            return [r.status(positions.get(r.id), now) for r in self._records.values()]
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            running = sum(1 for r in self._records.values() if r.state == "running")
+            return {"queued": len(self._queue), "running": running}
+
+    def _position(self, job_id: str) -> int | None:
+        try:
+            return self._queue.index(job_id)
+        except ValueError:
+            return None
+
+    # ---- changes from requests ---------------------------------------------------------
+
+    def _next_ns(self) -> int:
+        self._last_ns = max(time.time_ns(), self._last_ns + 1)
+        return self._last_ns
+
+    def create(self, spec_json: str, steps: int) -> dict[str, Any]:
+        """A new queued job. Its files exist before anyone hears of it."""
+        while True:
+            job_id = new_job_id()
+            folder = self.folder(job_id)
+            try:
+                folder.mkdir(parents=True)
+                break
+            except FileExistsError:  # pragma: no cover - 32 random bits within one second
+                continue
+        atomic_write_bytes(folder / "spec.json", spec_json.encode("utf-8"))
+        with self._lock:
+            record = JobRecord(id=job_id, steps=steps, created=utc_iso(), queued_ns=self._next_ns())
+        self._flush(record)
+        with self._lock:
+            self._records[job_id] = record
+            self._queue.append(job_id)
+            self._wake.notify_all()
+            status = record.status(self._position(job_id), time.monotonic())
+        self._logged(record)
+        return status
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        with self._lock:
+            record = self._find(job_id)
+            if record.state == "queued":
+                self._queue.remove(job_id)
+                record.state, record.finished, record.cancel_requested = "cancelled", utc_iso(), True
+            elif record.state == "running":
+                record.cancel_requested = True
+                if record.token is not None:
+                    record.token.cancel()
+            else:
+                raise ApiError.one(
+                    409, "id", f"the job is already {record.state}", value=record.state, allowed="queued, running"
+                )
+            record.version += 1
+        self._flush(record)
+        if record.state == "cancelled":
+            self._logged(record)
+        return self.status(job_id)
+
+    def requeue(self, job_id: str) -> dict[str, Any]:
+        with self._lock:
+            record = self._find(job_id)
+            if record.state not in REQUEUEABLE:
+                raise ApiError.one(
+                    409, "id", f"the job is {record.state}", value=record.state, allowed=", ".join(REQUEUEABLE)
+                )
+            for name in JOB_FILES:  # from the start: no stale preview is served
+                (self.folder(job_id) / name).unlink(missing_ok=True)
+            record.state, record.step, record.losses, record.total_loss = "queued", 0, {}, None
+            record.error, record.cancel_requested, record.started, record.finished = None, False, None, None
+            record.elapsed, record.eta, record.run_since = 0.0, None, None
+            record.queued_ns = self._next_ns()
+            record.version += 1
+            self._queue.append(job_id)
+            self._wake.notify_all()
+        self._flush(record)
+        self._logged(record)
+        return self.status(job_id)
+
+    # ---- changes from the worker -------------------------------------------------------
+
+    def take_next(self, token: Cancellable) -> JobRecord | None:
+        """Block until a job is queued; mark it running with this cancel token. None once closed."""
+        with self._lock:
+            while not self._queue and not self._closed:
+                self._wake.wait()
+            if self._closed:
+                return None
+            record = self._records[self._queue.pop(0)]
+            record.state, record.started, record.run_since = "running", utc_iso(), time.monotonic()
+            record.token = token
+            record.version += 1
+        self._flush(record)
+        self._logged(record)
+        return record
+
+    def progress(self, record: JobRecord, step: int, losses: dict[str, float], total: float, eta: float | None):
+        now = time.monotonic()
+        with self._lock:
+            record.step = step
+            record.losses = {key: finite_or_none(value) for key, value in losses.items()}
+            record.total_loss = finite_or_none(total)
+            record.eta, record.eta_at = eta, now
+            record.version += 1
+            due = now - record.flushed_at >= FLUSH_EVERY
+        if due:
+            self._flush(record)
+
+    def finish(self, record: JobRecord, state: str, error: str | None = None) -> None:
+        with self._lock:
+            if record.state != "running":
+                return
+            now = time.monotonic()
+            record.state, record.error, record.finished = state, error, utc_iso()
+            record.elapsed = now - record.run_since if record.run_since is not None else 0.0
+            record.token, record.run_since, record.eta = None, None, None
+            if state == "done":
+                record.step = record.steps
+            record.version += 1
+        self._flush(record)
+        self._logged(record)
+
+    def close(self) -> None:
+        """No job starts after this; the worker's take_next returns None."""
+        with self._lock:
+            self._closed = True
+            self._wake.notify_all()
+
+    def stop_running(self) -> list[JobRecord]:
+        """Ask running jobs to stop (not a user's cancel: they end `interrupted`)."""
+        with self._lock:
+            running = [r for r in self._records.values() if r.state == "running"]
+            for record in running:
+                if record.token is not None:
+                    record.token.cancel()
+            return running
+
+    # ---- persistence -------------------------------------------------------------------
+
+    def _flush(self, record: JobRecord) -> None:
+        with self._lock:
+            data = record.status(None, time.monotonic())
+            data["queued_ns"] = record.queued_ns
+            version = record.version
+        with record.io_lock:  # writers in several threads: never let an older snapshot win
+            if version <= record.written:
+                return
+            try:
+                atomic_write_bytes(self.folder(record.id) / "status.json", json.dumps(data, indent=1).encode())
+            except OSError as exc:  # the in-memory status is still right; say why the file is not
+                if self.log is not None:
+                    self.log.write("error", id=record.id, message=f"cannot write status.json: {exc}")
+                return
+            record.written = version
+            record.flushed_at = time.monotonic()
+
+    def _logged(self, record: JobRecord) -> None:
+        if self.log is not None:
+            self.log.write("job", id=record.id, state=record.state, step=record.step, error=record.error)
+
+    def recover(self) -> None:
+        """Load the jobs of earlier runs: running ones become interrupted, queued ones queue again."""
+        loaded: list[JobRecord] = []
+        for folder in sorted(self.root.iterdir()):
+            if not folder.is_dir() or not valid_job_id(folder.name):
+                continue
+            try:
+                data = json.loads((folder / "status.json").read_text(encoding="utf-8"))
+                loaded.append(_record_from(folder.name, data))
+            except (OSError, ValueError, TypeError, KeyError) as exc:  # never acknowledged, or damaged
+                if self.log is not None:
+                    self.log.write("skip", id=folder.name, message=f"unreadable status.json: {exc}")
+        loaded.sort(key=lambda r: (r.created, r.queued_ns))
+        changed = []
+        with self._lock:
+            for record in loaded:
+                self._records[record.id] = record
+                self._last_ns = max(self._last_ns, record.queued_ns)
+                if record.state == "running":
+                    record.state, record.finished = "interrupted", utc_iso()
+                    record.error = interrupted_message(record.id)
+                    record.version += 1
+                    changed.append(record)
+            self._queue = [r.id for r in sorted(loaded, key=lambda r: r.queued_ns) if r.state == "queued"]
+        for record in changed:
+            self._flush(record)
+            self._logged(record)
+
+
+def _record_from(job_id: str, data: dict[str, Any]) -> JobRecord:
+    state = data["state"]
+    if state not in STATES:
+        raise ValueError(f"unknown state {state!r}")
+    losses = data.get("losses") or {}
+    return JobRecord(
+        id=job_id,
+        steps=int(data["steps"]),
+        created=str(data["created"]),
+        queued_ns=int(data.get("queued_ns", 0)),
+        state=state,
+        step=int(data.get("step", 0)),
+        losses={str(k): finite_or_none(float(v)) if v is not None else None for k, v in dict(losses).items()},
+        total_loss=finite_or_none(float(data["total_loss"])) if data.get("total_loss") is not None else None,
+        error=data.get("error"),
+        cancel_requested=bool(data.get("cancel_requested", False)),
+        started=data.get("started"),
+        finished=data.get("finished"),
+        elapsed=float(data.get("elapsed_seconds") or 0.0),
+        version=1,
+        written=1,  # what is on disk already says this
+    )

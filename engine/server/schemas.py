@@ -1,0 +1,71 @@
+"""Response shapes, for the OpenAPI document only: handlers answer with plain dicts from memory."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+
+class ErrorItem(BaseModel):
+    field: str
+    message: str
+    value: str | None
+    allowed: str | None
+
+
+class ErrorBody(BaseModel):
+    errors: list[ErrorItem]
+
+
+class JobStatus(BaseModel):
+    id: str
+    state: Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
+    step: int
+    steps: int
+    fraction: float
+    elapsed_seconds: float
+    eta_seconds: float | None
+    losses: dict[str, float | None]
+    total_loss: float | None
+    error: str | None
+    cancel_requested: bool
+    queue_position: int | None
+    created: str
+    started: str | None
+    finished: str | None
+
+
+class JobList(BaseModel):
+    jobs: list[JobStatus]
+
+
+class HealthModels(BaseModel):
+    present: list[str]
+    missing: list[str]
+
+
+class HealthLimits(BaseModel):
+    max_side: int
+    max_regions: int
+    max_blob_bytes: int
+
+
+class QueueCounts(BaseModel):
+    queued: int
+    running: int
+
+
+class Health(BaseModel):
+    version: str
+    device: str
+    torch: str
+    cuda: bool
+    models: HealthModels
+    limits: HealthLimits
+    queue: QueueCounts
+
+
+class BlobStored(BaseModel):
+    blob: str
+    size: int

@@ -1,0 +1,95 @@
+"""`python -m engine serve`: check the options, bind, run uvicorn, write the port file, stop cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sys
+
+import uvicorn
+
+from ..images import atomic_write_bytes
+from ..runtime import tune_allocator
+from .config import ServerConfig
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, announcing its port only once it accepts connections."""
+
+    def __init__(self, config: uvicorn.Config, settings: ServerConfig, on_listening):
+        super().__init__(config)
+        self.settings = settings
+        self.on_listening = on_listening
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and not self.should_exit:
+            self.on_listening(self.servers[0].sockets[0].getsockname()[1])
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[
+        0
+    ]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: ServerConfig) -> int:
+    problems = settings.problems()
+    if problems:
+        print(f"error: {problems[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    tune_allocator()
+    from .app import create_app  # torch and the app load only once the options are known to be good
+
+    try:
+        sock = bind(settings.host, settings.port)
+    except OSError as exc:
+        print(f"error: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    app = create_app(settings)
+    log = app.state.log
+
+    failed: list[str] = []
+
+    def on_listening(port: int) -> None:
+        if settings.port_file is not None:
+            try:
+                atomic_write_bytes(settings.port_file, f"{port}\n".encode())
+            except OSError as exc:  # a client waiting for the file would wait forever: stop instead
+                failed.append(f"error: cannot write --port-file {settings.port_file}: {exc.strerror or exc}")
+                server.should_exit = True
+                return
+        log.write("listening", url=f"http://{settings.host}:{port}", device=app.state.worker.device.type)
+
+    config = uvicorn.Config(
+        app,
+        log_level="warning",  # our own JSON lines say what happens
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    server = _Server(config, settings, on_listening)
+    # uvicorn re-raises the signal it caught once it has shut down; with these handlers in place that
+    # re-raise does nothing, so SIGTERM and Ctrl-C end in exit code 0 after a clean stop.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    try:
+        asyncio.run(server.serve(sockets=[sock]))
+    finally:
+        log.write("stopped")
+        log.close()
+    for line in failed:
+        print(line, file=sys.stderr)
+    return EXIT_OK if server.started and not failed else EXIT_FAILED

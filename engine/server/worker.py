@@ -1,0 +1,102 @@
+"""One thread per device runs jobs first in first out: the same prepare_job + run as the CLI."""
+
+from __future__ import annotations
+
+import json
+import threading
+import traceback
+
+import torch
+
+from ..errors import JobCancelled, SpecError, SpecErrors
+from ..images import atomic_write_bytes, png_bytes
+from ..job import prepare_job
+from ..optimize import CancelToken, Progress, run
+from ..outputs import RunFolder
+from ..refs import ImageSource
+from ..spec import JobSpec, validate_spec
+from .jobs import JobRecord, JobStore, interrupted_message
+from .logs import JsonLog
+
+STOP_WAIT = 60.0  # seconds a shutdown waits for the running step to end
+
+
+def failure_message(exc: BaseException, spec: JobSpec | None, device: torch.device) -> str:
+    """What a user reads in `error`: what went wrong and what to change."""
+    size = f" at {spec.width}x{spec.height}" if spec is not None else ""
+    if isinstance(exc, SpecErrors):
+        return "; ".join(error.one_line() for error in exc.errors)
+    if isinstance(exc, SpecError):
+        return exc.one_line()
+    if isinstance(exc, torch.OutOfMemoryError):
+        return (
+            f"out of GPU memory{size}: lower width/height, use fewer style or content guides, "
+            "or start the engine with --device cpu"
+        )
+    if isinstance(exc, MemoryError):
+        return f"out of memory{size} on {device.type}: lower width/height or use fewer style or content guides"
+    if isinstance(exc, OSError):
+        return f"cannot write the job's files: {exc.strerror or exc}"
+    first = (str(exc).splitlines() or [""])[0][:200]
+    return f"internal error ({type(exc).__name__}: {first}); see server.log"
+
+
+class Worker:
+    def __init__(self, store: JobStore, source: ImageSource, device: torch.device, log: JsonLog | None = None):
+        self.store = store
+        self.source = source
+        self.device = device
+        self.log = log
+        self._thread = threading.Thread(target=self._loop, name=f"regia-worker-{device.type}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, wait: float = STOP_WAIT) -> None:
+        """Start no more jobs and stop the running one at its next step; it ends `interrupted`."""
+        self.store.close()
+        running = self.store.stop_running()
+        if self._thread.is_alive():
+            self._thread.join(wait)
+        for record in running:  # a step that outlasts the wait: record the truth before exiting
+            self.store.finish(record, "interrupted", interrupted_message(record.id))
+
+    def _loop(self) -> None:
+        while True:
+            token = CancelToken()
+            record = self.store.take_next(token)
+            if record is None:
+                return
+            self._run(record, token)
+
+    def _run(self, record: JobRecord, token: CancelToken) -> None:
+        spec: JobSpec | None = None
+        folder = self.store.folder(record.id)
+        preview_path = folder / "preview.png"
+
+        def on_progress(progress: Progress) -> None:
+            if progress.preview is not None:
+                atomic_write_bytes(preview_path, png_bytes(progress.preview))
+            self.store.progress(record, progress.step, progress.losses, progress.total, progress.eta)
+
+        try:
+            spec = validate_spec(json.loads(self.store.spec_text(record.id)))
+            job = prepare_job(spec, self.source, self.device)
+            result = run(job, on_progress=on_progress, cancel=token)
+            outputs = RunFolder(folder)
+            outputs.write_losses(result.history)
+            outputs.write_result(result.image)  # last: a result.png on disk means the job is whole
+        except JobCancelled:
+            if record.cancel_requested:
+                self.store.finish(record, "cancelled")
+            else:
+                self.store.finish(record, "interrupted", interrupted_message(record.id))
+            return
+        except Exception as exc:  # a job that raises must never take the server down
+            if isinstance(exc, torch.OutOfMemoryError) and self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            if self.log is not None and not isinstance(exc, (SpecError, SpecErrors)):
+                self.log.write("error", id=record.id, traceback=traceback.format_exc())
+            self.store.finish(record, "failed", failure_message(exc, spec, self.device))
+            return
+        self.store.finish(record, "done")

@@ -55,7 +55,8 @@ class JobRecord:
     id: str
     steps: int
     created: str
-    queued_ns: int  # FIFO order, kept across restarts
+    created_ns: int  # listing order (oldest first), kept across restarts
+    queued_ns: int  # FIFO order, kept across restarts; a requeue moves a job to the back
     state: str = "queued"
     step: int = 0
     losses: dict[str, float | None] = field(default_factory=dict)
@@ -176,7 +177,8 @@ class JobStore:
                 continue
         atomic_write_bytes(folder / "spec.json", spec_json.encode("utf-8"))
         with self._lock:
-            record = JobRecord(id=job_id, steps=steps, created=utc_iso(), queued_ns=self._next_ns())
+            stamp = self._next_ns()
+            record = JobRecord(id=job_id, steps=steps, created=utc_iso(), created_ns=stamp, queued_ns=stamp)
         self._flush(record)
         with self._lock:
             self._records[job_id] = record
@@ -289,7 +291,7 @@ class JobStore:
     def _flush(self, record: JobRecord) -> None:
         with self._lock:
             data = record.status(None, time.monotonic())
-            data["queued_ns"] = record.queued_ns
+            data["created_ns"], data["queued_ns"] = record.created_ns, record.queued_ns
             version = record.version
         with record.io_lock:  # writers in several threads: never let an older snapshot win
             if version <= record.written:
@@ -319,12 +321,12 @@ class JobStore:
             except (OSError, ValueError, TypeError, KeyError) as exc:  # never acknowledged, or damaged
                 if self.log is not None:
                     self.log.write("skip", id=folder.name, message=f"unreadable status.json: {exc}")
-        loaded.sort(key=lambda r: (r.created, r.queued_ns))
+        loaded.sort(key=lambda r: (r.created_ns, r.created, r.id))
         changed = []
         with self._lock:
             for record in loaded:
                 self._records[record.id] = record
-                self._last_ns = max(self._last_ns, record.queued_ns)
+                self._last_ns = max(self._last_ns, record.created_ns, record.queued_ns)
                 if record.state == "running":
                     record.state, record.finished = "interrupted", utc_iso()
                     record.error = interrupted_message(record.id)
@@ -345,6 +347,7 @@ def _record_from(job_id: str, data: dict[str, Any]) -> JobRecord:
         id=job_id,
         steps=int(data["steps"]),
         created=str(data["created"]),
+        created_ns=int(data.get("created_ns", 0)),
         queued_ns=int(data.get("queued_ns", 0)),
         state=state,
         step=int(data.get("step", 0)),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
 import sys
 import threading
 import time
@@ -18,24 +20,47 @@ def utc_iso(moment: datetime | None = None) -> str:
 
 
 class JsonLog:
+    """Lines go to the file at once, and to the stream from a thread of its own.
+
+    A parent that starts the engine with a pipe on stderr and never reads it would otherwise
+    block the event loop (and every request) once the pipe is full: then stream lines are
+    dropped, and server.log still has them all.
+    """
+
+    STREAM_BACKLOG = 10_000  # lines
+
     def __init__(self, path: Path | None, stream: IO[str] | None = sys.stderr):
         self._lock = threading.Lock()  # the event loop, the threadpool and the worker all log
         self._file = path.open("a", encoding="utf-8", buffering=1) if path is not None else None
         self._stream = stream
+        self._pending: queue.Queue[str | None] = queue.Queue(self.STREAM_BACKLOG)
+        self._pump: threading.Thread | None = None
+        if stream is not None:
+            self._pump = threading.Thread(target=self._pump_lines, name="regia-log", daemon=True)
+            self._pump.start()
 
     def write(self, event: str, **fields: Any) -> None:
         line = json.dumps({"ts": utc_iso(), "event": event, **fields}, default=str) + "\n"
         with self._lock:
-            for out in (self._file, self._stream):
-                if out is None:
-                    continue
-                try:
-                    out.write(line)
-                    out.flush()
-                except (OSError, ValueError):  # a closed stderr or a full disk must not stop the server
-                    pass
+            if self._file is not None:
+                with contextlib.suppress(OSError, ValueError):  # a full disk must not stop the server
+                    self._file.write(line)
+        if self._pump is not None:
+            with contextlib.suppress(queue.Full):
+                self._pending.put_nowait(line)
 
-    def close(self) -> None:
+    def _pump_lines(self) -> None:
+        while (line := self._pending.get()) is not None:
+            with contextlib.suppress(OSError, ValueError):  # a closed stderr
+                self._stream.write(line)  # type: ignore[union-attr]
+                self._stream.flush()  # type: ignore[union-attr]
+
+    def close(self, wait: float = 2.0) -> None:
+        if self._pump is not None:
+            with contextlib.suppress(queue.Full):
+                self._pending.put(None, timeout=wait)
+            self._pump.join(wait)
+            self._pump = None
         with self._lock:
             if self._file is not None:
                 self._file.close()

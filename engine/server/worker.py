@@ -67,7 +67,12 @@ class Worker:
             record = self.store.take_next(token)
             if record is None:
                 return
-            self._run(record, token)
+            try:
+                self._run(record, token)
+            except Exception as exc:  # pragma: no cover - _run handles its own; the thread must live on
+                if self.log is not None:
+                    self.log.write("error", id=record.id, traceback=traceback.format_exc())
+                self.store.finish(record, "failed", failure_message(exc, None, self.device))
 
     def _run(self, record: JobRecord, token: CancelToken) -> None:
         spec: JobSpec | None = None

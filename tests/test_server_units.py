@@ -80,7 +80,7 @@ def test_blob_store_refuses_bytes_that_do_not_hash_to_the_name(tmp_path):
     assert not store.has(wrong) and not list((tmp_path / "blobs").iterdir())
 
 
-@pytest.mark.parametrize("data", [PNG[: len(PNG) // 2], b"just text, not an image" * 3, b""])
+@pytest.mark.parametrize("data", [PNG[: len(PNG) // 2], PNG[:16], b"just text, not an image" * 3, b""])
 def test_blob_store_refuses_corrupt_or_foreign_bytes(tmp_path, data):
     store = BlobStore(tmp_path / "blobs")
     with pytest.raises(ApiError) as info:
@@ -116,6 +116,15 @@ def test_blob_source_names_the_field_of_a_missing_blob_and_opens_a_stored_one(tm
     store.put(sha(PNG), PNG)
     assert source.problem(f"blob:{sha(PNG)}", "init.image") is None
     assert source.open(f"blob:{sha(PNG)}", "init.image").size == (16, 16)
+
+
+def test_blob_source_reports_a_blob_damaged_on_disk_at_its_field(tmp_path):
+    store = BlobStore(tmp_path / "blobs")
+    store.put(sha(PNG), PNG)
+    store.path(sha(PNG)).write_bytes(PNG[:60])
+    with pytest.raises(SpecError) as info:
+        BlobSource(store).open(f"blob:{sha(PNG)}", "regions[1].mask")
+    assert info.value.field == "regions[1].mask" and "upload the image again" in info.value.detail
 
 
 # ---- jobs -------------------------------------------------------------------------------------
@@ -365,3 +374,19 @@ def test_spec_problems_and_server_limits_are_listed_together(tmp_path):
         }, errors
         assert client.post("/jobs", content=b"[1, 2").json()["errors"][0]["field"] == "(body)"
         assert client.post("/jobs", json=[1]).json()["errors"][0]["field"] == "(body)"
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "allowed"),
+    [
+        ({"preset": "no-such-preset"}, "preset", "watercolour"),
+        ({"guides": [{"kind": "text", "prompt": "neon"}]}, "guides[0].kind", "palette"),
+    ],
+)
+def test_what_the_engine_cannot_run_is_refused_at_submission(tmp_path, change, field, allowed):
+    with app_client(tmp_path / "data") as client:
+        response = client.post("/jobs", json=jobkit.spec(16, 3, **change))
+        assert response.status_code == 422
+        error = response.json()["errors"][0]
+        assert error["field"] == field and allowed in error["allowed"]
+        assert client.get("/jobs").json()["jobs"] == []

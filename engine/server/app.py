@@ -24,6 +24,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..device import describe, pick_device
 from ..errors import SpecError, SpecErrors
+from ..job import _check_capabilities as check_capabilities  # prepare_job's own check, no images needed
+from ..presets import apply_preset
 from ..spec import JobSpec, validate_spec
 from .auth import BearerAuth
 from .blobs import HEX_ALLOWED, BlobSource, BlobStore, valid_name
@@ -95,6 +97,21 @@ def limit_problems(spec: JobSpec | None, data: Any, config: ServerConfig) -> lis
             )
         )
     return found
+
+
+def runnable_problems(spec: JobSpec) -> list[SpecError]:
+    """What this engine cannot run (an unknown preset, CLIP guides, keep without init), as
+    `python -m engine validate` reports it: refused at submission instead of failing later.
+    Cheap checks only; what needs the images decoded (an empty mask, a size) fails the job."""
+    try:
+        resolved = apply_preset(spec)
+    except SpecError as exc:
+        return [exc]
+    try:
+        check_capabilities(resolved)
+    except SpecErrors as exc:
+        return list(exc.errors)
+    return []
 
 
 def create_app(config: ServerConfig, log: JsonLog | None = None) -> FastAPI:
@@ -218,6 +235,7 @@ def create_app(config: ServerConfig, log: JsonLog | None = None) -> FastAPI:
         problems = [p for p in problems if p.field not in {q.field for q in limited}] + limited
         if spec is not None:
             problems += [p for field, ref in spec.image_refs() if (p := source.problem(ref, field)) is not None]
+            problems += runnable_problems(spec)
         if problems:
             raise ApiError(422, spec_items(SpecErrors(problems)))
         assert spec is not None

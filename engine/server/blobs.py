@@ -20,6 +20,7 @@ SHA256_RE = re.compile(r"[0-9a-f]{64}")
 BLOB_PREFIX = "blob:"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HEX_ALLOWED = "64 lowercase hex digits (the sha256 of the PNG's bytes)"
+PNG_ALLOWED = "a complete, readable PNG"
 PATH_REFUSED = "paths are not accepted over HTTP; upload the image with PUT /blobs/{sha256} and use blob:<sha256>"
 
 
@@ -70,7 +71,9 @@ def check_png(data: bytes) -> None:
     try:
         image = decode_image(data, "sha256", "the PNG")
     except SpecError as exc:
-        raise ApiError.one(415, "sha256", exc.detail, allowed=exc.allowed or "a complete, readable PNG") from None
+        raise ApiError.one(415, "sha256", exc.detail, allowed=exc.allowed or PNG_ALLOWED) from None
+    except (OSError, SyntaxError, ValueError) as exc:  # Pillow fails in open() on a cut header, not in load()
+        raise ApiError.one(415, "sha256", f"the PNG is corrupt or truncated ({exc})", allowed=PNG_ALLOWED) from None
     image.close()
 
 
@@ -104,4 +107,9 @@ class BlobSource:
             data = self.store.read(ref[len(BLOB_PREFIX) :])
         except OSError as exc:
             raise SpecError(field, f"cannot read the uploaded blob: {exc.strerror}", value=ref) from None
-        return decode_image(data, field, ref)
+        try:
+            return decode_image(data, field, ref)
+        except (OSError, SyntaxError, ValueError) as exc:  # checked on upload, so damaged on disk since
+            raise SpecError(
+                field, f"the stored blob is damaged ({exc}): upload the image again", value=ref, allowed=PNG_ALLOWED
+            ) from None

@@ -35,8 +35,9 @@ def failure_message(exc: BaseException, spec: JobSpec | None, device: torch.devi
         )
     if isinstance(exc, MemoryError):
         return f"out of memory{size} on {device.type}: lower width/height or use fewer style or content guides"
-    if isinstance(exc, OSError):
-        return f"cannot write the job's files: {exc.strerror or exc}"
+    if isinstance(exc, OSError):  # the data folder: a full disk, permissions
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"cannot read or write{where}: {exc.strerror or exc}"
     first = (str(exc).splitlines() or [""])[0][:200]
     return f"internal error ({type(exc).__name__}: {first}); see server.log"
 

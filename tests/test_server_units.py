@@ -121,10 +121,11 @@ def test_blob_source_names_the_field_of_a_missing_blob_and_opens_a_stored_one(tm
 def test_blob_source_reports_a_blob_damaged_on_disk_at_its_field(tmp_path):
     store = BlobStore(tmp_path / "blobs")
     store.put(sha(PNG), PNG)
-    store.path(sha(PNG)).write_bytes(PNG[:60])
-    with pytest.raises(SpecError) as info:
-        BlobSource(store).open(f"blob:{sha(PNG)}", "regions[1].mask")
-    assert info.value.field == "regions[1].mask" and "upload the image again" in info.value.detail
+    for cut in (16, 60):  # Pillow fails in open() or in load()
+        store.path(sha(PNG)).write_bytes(PNG[:cut])
+        with pytest.raises(SpecError) as info:
+            BlobSource(store).open(f"blob:{sha(PNG)}", "regions[1].mask")
+        assert info.value.field == "regions[1].mask" and "upload the image again" in info.value.detail
 
 
 # ---- jobs -------------------------------------------------------------------------------------

@@ -109,7 +109,8 @@ class BlobSource:
             raise SpecError(field, f"cannot read the uploaded blob: {exc.strerror}", value=ref) from None
         try:
             return decode_image(data, field, ref)
-        except (OSError, SyntaxError, ValueError) as exc:  # checked on upload, so damaged on disk since
+        except (SpecError, OSError, SyntaxError, ValueError) as exc:  # checked on upload: damaged on disk since
+            reason = exc.detail if isinstance(exc, SpecError) else str(exc)
             raise SpecError(
-                field, f"the stored blob is damaged ({exc}): upload the image again", value=ref, allowed=PNG_ALLOWED
+                field, f"the stored blob is damaged ({reason}): upload the image again", ref, PNG_ALLOWED
             ) from None

@@ -10,11 +10,11 @@ import hashlib
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).parent))
 import jobkit
@@ -29,6 +29,10 @@ from engine.server.errors import ApiError
 from engine.server.jobs import JobStore, valid_job_id
 from engine.server.logs import JsonLog
 from engine.server.serve import serve
+
+with warnings.catch_warnings():  # starlette 1.x would rather have httpx2; httpx is what the project pins
+    warnings.filterwarnings("ignore", message=".*httpx2.*")
+    from fastapi.testclient import TestClient
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:

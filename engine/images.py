@@ -25,6 +25,8 @@ def decode_image(data: bytes, field: str, name: str) -> Image.Image:
         raise SpecError(field, f"{name} is not a PNG or any other image format this engine reads") from None
     except Image.DecompressionBombError:
         raise SpecError(field, f"{name} is too large to decode safely", allowed="at most 8192x8192") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # cut inside its header: "Truncated File Read"
+        raise SpecError(field, f"{name} is corrupt or truncated ({exc})") from None
     try:
         image.load()
     except (OSError, SyntaxError, ValueError) as exc:

@@ -186,10 +186,11 @@ def test_invalid_json(tmp_path):
     assert "not valid JSON" in proc.stderr
 
 
-def test_corrupt_png(tmp_path):
+@pytest.mark.parametrize("keep", [200, 16], ids=["cut in its data", "cut in its header"])
+def test_corrupt_png(tmp_path, keep):
     spec_path = job_folder(tmp_path)
     init = tmp_path / "init.png"
-    init.write_bytes(init.read_bytes()[:200])  # truncated (random bytes: see test_spec.py)
+    init.write_bytes(init.read_bytes()[:keep])  # truncated (random bytes: see test_spec.py)
     proc = engine("run", spec_path, "--out", tmp_path / "out", "--quiet")
     line = assert_user_error(proc, "init.image")
     assert "init.png" in line

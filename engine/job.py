@@ -109,7 +109,9 @@ class _Loader:
         return image
 
 
-def _check_capabilities(spec: JobSpec) -> None:
+def check_capabilities(spec: JobSpec) -> None:
+    """What this engine cannot run, found from the spec alone (no images): CLIP guides, keep or embolden
+    without an init image. prepare_job runs it first; the server runs it at submission."""
     problems = []
     for path, guides in [("guides", spec.guides)] + [
         (f"regions[{i}].guides", r.guides) for i, r in enumerate(spec.regions)
@@ -163,7 +165,7 @@ def _style_reference(image: Image.Image, width: int, height: int, device: torch.
 
 def prepare_job(spec: JobSpec, source: ImageSource, device: torch.device) -> PreparedJob:
     spec = apply_preset(spec)
-    _check_capabilities(spec)
+    check_capabilities(spec)
     width, height = spec.width, spec.height
     loader = _Loader(source, width, height)
 

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..device import describe, pick_device
 from ..errors import SpecError, SpecErrors
-from ..job import _check_capabilities as check_capabilities  # prepare_job's own check, no images needed
+from ..job import check_capabilities  # prepare_job's own check, no images needed
 from ..presets import apply_preset
 from ..spec import JobSpec, validate_spec
 from .auth import BearerAuth

@@ -45,6 +45,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import jobkit
 import serverkit
+from step_time import cpu_model  # same machine line as the step benchmark
 
 REPO = serverkit.REPO
 
@@ -53,16 +54,6 @@ COMPARE_SIZE, COMPARE_STEPS = 128, 60
 P99_TARGET_MS, RATIO_TARGET = 50.0, 1.05
 POLL_INTERVAL = 0.05
 CLI_IMPORTS = "import engine.cli, engine.device, engine.job, engine.optimize, engine.outputs, engine.refs, engine.spec"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_line(health: dict[str, Any], threads: int) -> str:

@@ -7,6 +7,7 @@ imports the server's code. Import with `import serverkit` after putting tests/ o
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import io
 import os
@@ -358,3 +359,35 @@ def check_errors(response: httpx.Response, status_code: int, field: str | None =
     named = [e for e in body["errors"] if e["field"] == field]
     assert named, f"no error for field {field!r}: {body['errors']}"
     return named + [e for e in body["errors"] if e["field"] != field]
+
+
+# ---- the job the API tests send: an init and two feathered style regions ---------------------
+
+SIZE = 48
+LONG = 100_000  # steps: a job that runs until cancelled (about 10 ms a step here)
+IMAGES = {  # the shared test images: name -> pixels
+    "init": jobkit.astronaut(SIZE),
+    "left": jobkit.rect_mask(SIZE, 0, 0, SIZE, SIZE // 2),
+    "right": jobkit.rect_mask(SIZE, 0, SIZE // 2, SIZE, SIZE),
+    "brick": jobkit.brick_texture(32),
+    "grass": jobkit.grass_texture(32),
+}
+
+
+def job_spec(refs: dict[str, str], steps: int = 12, size: int = SIZE, **fields: Any) -> dict[str, Any]:
+    """An init and two feathered style regions: the kind of job the add-on sends."""
+    spec = jobkit.spec(
+        size,
+        steps,
+        init={"image": refs["init"]},
+        regions=[
+            {"name": "left", "mask": refs["left"], "feather": 2, "guides": [{"kind": "style", "image": refs["brick"]}]},
+            {"name": "right", "mask": refs["right"], "guides": [{"kind": "style", "image": refs["grass"]}]},
+        ],
+    )
+    spec.update(fields)
+    return spec
+
+
+def when(status: dict[str, Any], key: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(status[key].replace("Z", "+00:00"))

@@ -6,11 +6,8 @@ server's code. Canvases are tiny and jobs short, so that the file runs in about 
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import itertools
-import json
-import signal
 import subprocess
 import sys
 import threading
@@ -26,11 +23,20 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 import jobkit
 import serverkit
-from serverkit import check_errors, check_status, submit, upload_png, wait_final, wait_running
+from serverkit import (
+    IMAGES,
+    LONG,
+    SIZE,
+    check_errors,
+    check_status,
+    job_spec,
+    submit,
+    upload_png,
+    wait_final,
+    wait_running,
+    when,
+)
 
-SIZE = 48
-LONG = 100_000  # steps: a job that runs until cancelled (about 10 ms a step here)
-TOKEN = "s3cret-token"
 MISSING_SHA = "0" * 64
 
 
@@ -51,20 +57,6 @@ def client(server: serverkit.Server) -> httpx.Client:
     return client
 
 
-@pytest.fixture(scope="module")
-def limited(tmp_path_factory) -> serverkit.Server:
-    data_dir = tmp_path_factory.mktemp("limited") / "data"
-    with serverkit.serving(data_dir, "--max-side", 64, "--max-regions", 2, token=TOKEN) as srv:
-        yield srv
-
-
-IMAGES = {
-    "init": jobkit.astronaut(SIZE),
-    "left": jobkit.rect_mask(SIZE, 0, 0, SIZE, SIZE // 2),
-    "right": jobkit.rect_mask(SIZE, 0, SIZE // 2, SIZE, SIZE),
-    "brick": jobkit.brick_texture(32),
-    "grass": jobkit.grass_texture(32),
-}
 FILES = {"init": "init.png", "left": "masks/left.png", "right": "masks/right.png"} | {
     name: f"styles/{name}.png" for name in ("brick", "grass")
 }
@@ -75,25 +67,6 @@ def refs(server: serverkit.Server) -> dict[str, str]:
     """The shared images uploaded to the shared server: name -> "blob:<sha>"."""
     client = server.client()
     return {name: upload_png(client, pixels) for name, pixels in IMAGES.items()}
-
-
-def job_spec(refs: dict[str, str], steps: int = 12, size: int = SIZE, **fields: Any) -> dict[str, Any]:
-    """An init and two feathered style regions: the kind of job the add-on sends."""
-    spec = jobkit.spec(
-        size,
-        steps,
-        init={"image": refs["init"]},
-        regions=[
-            {"name": "left", "mask": refs["left"], "feather": 2, "guides": [{"kind": "style", "image": refs["brick"]}]},
-            {"name": "right", "mask": refs["right"], "guides": [{"kind": "style", "image": refs["grass"]}]},
-        ],
-    )
-    spec.update(fields)
-    return spec
-
-
-def when(status: dict[str, Any], key: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(status[key].replace("Z", "+00:00"))
 
 
 # ---- health and blobs -------------------------------------------------------------------------
@@ -400,68 +373,6 @@ def test_path_instead_of_blob(client, refs, path):
     check_errors(client.post("/jobs", json=spec), 422, "init.image")
 
 
-def test_canvas_over_the_server_limit(limited):
-    client = limited.client()
-    init = upload_png(client, jobkit.astronaut(128))
-    spec = jobkit.spec(128, 5, init={"image": init})
-    errors = check_errors(client.post("/jobs", json=spec), 422, "width")
-    assert "64" in (errors[0]["allowed"] or ""), errors[0]
-    tall = jobkit.spec(32, 5, height=100)
-    errors = check_errors(client.post("/jobs", json=tall), 422, "height")
-    assert "64" in (errors[0]["allowed"] or ""), errors[0]
-
-
-def test_too_many_regions(limited):
-    client = limited.client()
-    masks = [upload_png(client, mask) for mask in jobkit.column_masks(32, 3)]
-    spec = jobkit.spec(32, 5, regions=[{"name": f"r{i}", "mask": ref} for i, ref in enumerate(masks)])
-    errors = check_errors(client.post("/jobs", json=spec), 422, "regions")
-    assert "2" in (errors[0]["allowed"] or ""), errors[0]
-    spec["regions"] = spec["regions"][:2]  # at the limit: accepted
-    job = submit(client, spec)
-    assert wait_final(client, job["id"])["state"] == "done"
-
-
-ENDPOINTS = [
-    ("GET", "/health"),
-    ("GET", "/openapi.json"),
-    ("GET", "/docs"),
-    ("GET", "/jobs"),
-    ("POST", "/jobs"),
-    ("GET", "/jobs/j20261126T140102-3fa9c1d2"),
-    ("GET", "/jobs/j20261126T140102-3fa9c1d2/preview"),
-    ("GET", "/jobs/j20261126T140102-3fa9c1d2/result"),
-    ("POST", "/jobs/j20261126T140102-3fa9c1d2/cancel"),
-    ("POST", "/jobs/j20261126T140102-3fa9c1d2/requeue"),
-    ("PUT", f"/blobs/{MISSING_SHA}"),
-    ("HEAD", f"/blobs/{MISSING_SHA}"),
-]
-
-
-@pytest.mark.parametrize("header", [None, "Bearer wrong", f"Basic {TOKEN}", "Bearer", TOKEN])
-def test_token_is_checked_on_every_endpoint(limited, header):
-    headers = {"Authorization": header} if header else {}
-    with httpx.Client(base_url=limited.base_url, timeout=30, trust_env=False) as client:
-        for method, path in ENDPOINTS:
-            body = b"{}" if method in ("POST", "PUT") else None
-            response = client.request(method, path, headers=headers, content=body)
-            if method == "HEAD":  # no body to check
-                assert response.status_code == 401, (method, path, response.status_code)
-                continue
-            assert response.status_code == 401, (method, path, response.status_code, response.text)
-            check_errors(response, 401, "Authorization")
-            assert TOKEN not in response.text
-
-
-def test_the_right_token_works(limited):
-    client = limited.client()
-    for path in ("/health", "/openapi.json", "/jobs"):
-        assert client.get(path).status_code == 200, path
-    limits = client.get("/health").json()["limits"]
-    assert limits["max_side"] == 64 and limits["max_regions"] == 2, limits
-    assert client.head(f"/blobs/{MISSING_SHA}").status_code == 404
-
-
 def test_blob_bytes_must_match_their_name(client):
     data = serverkit.png(jobkit.coffee(16))
     other = serverkit.sha256(data + b"x")
@@ -523,91 +434,3 @@ def test_result_before_done_and_preview_before_the_first(client, refs):
         check_errors(client.post(f"/jobs/{job_id}/requeue"), 409)
     client.post(f"/jobs/{queued}/cancel")
     client.post(f"/jobs/{running}/cancel")
-
-
-# ---- start-up and shut-down -------------------------------------------------------------------
-
-
-def test_non_loopback_host_without_token_is_refused(tmp_path):
-    port = serverkit.free_port()
-    port_file = tmp_path / "port"
-    proc = subprocess.Popen(
-        serverkit.engine_command(
-            "serve", "--host", "0.0.0.0", "--port", port, "--port-file", port_file, "--data-dir", tmp_path / "data"
-        ),
-        cwd=serverkit.REPO,
-        env=serverkit.engine_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    listened = False
-    deadline = time.monotonic() + 90
-    while proc.poll() is None and time.monotonic() < deadline:
-        listened = listened or serverkit.listening(port)
-        time.sleep(0.05)
-    _, stderr = proc.communicate(timeout=10)
-    assert proc.returncode == 2, (proc.returncode, stderr)
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in stderr, stderr
-    assert "token" in lines[0].lower(), lines[0]
-    assert not listened and not port_file.exists()
-
-
-def test_restart_after_sigkill(tmp_path):
-    """Finished jobs survive; the running one is interrupted and requeued with one call; queued ones stay queued."""
-    data_dir = tmp_path / "data"
-    server = serverkit.start_server(data_dir)
-    try:
-        client = server.client()
-        refs = {name: upload_png(client, pixels) for name, pixels in IMAGES.items()}
-        finished = submit(client, job_spec(refs, 5))["id"]
-        assert wait_final(client, finished)["state"] == "done"
-        kept = serverkit.result_bytes(client, finished)
-        running = submit(client, job_spec(refs, 200))["id"]
-        queued = [submit(client, job_spec(refs, 5, seed=seed))["id"] for seed in (1, 2)]
-        wait_running(client, running, min_step=3)
-        assert server.kill() == -signal.SIGKILL
-    finally:
-        server.stop(signal.SIGKILL)
-
-    with serverkit.serving(data_dir) as again:
-        client = again.client()
-        listed = [job["id"] for job in client.get("/jobs").json()["jobs"]]
-        assert listed == [finished, running, *queued], "jobs are listed oldest first, as before"
-        done = serverkit.status_of(client, finished)
-        assert done["state"] == "done" and serverkit.result_bytes(client, finished) == kept
-        interrupted = serverkit.status_of(client, running)
-        assert interrupted["state"] == "interrupted", interrupted
-        check_status(interrupted)
-        for job_id in queued:
-            assert serverkit.status_of(client, job_id)["state"] in ("queued", "running", "done")
-        first, second = (wait_final(client, job_id) for job_id in queued)
-        assert first["state"] == second["state"] == "done", (first, second)
-        assert when(first, "started") < when(second, "started"), "queued jobs keep their old order"
-
-        response = client.post(f"/jobs/{running}/requeue")
-        assert response.status_code == 202, response.text
-        assert response.json()["state"] in ("queued", "running")
-        final = wait_final(client, running)
-        assert final["state"] == "done" and final["step"] == 200, final
-        serverkit.decode_png(serverkit.result_bytes(client, running))
-        assert "Traceback" not in again.output()
-
-
-def test_sigterm_stops_cleanly_and_interrupts_the_running_job(tmp_path):
-    data_dir = tmp_path / "data"
-    with serverkit.serving(data_dir) as server:
-        client = server.client()
-        refs = {name: upload_png(client, pixels) for name, pixels in IMAGES.items()}
-        job_id = submit(client, job_spec(refs, LONG))["id"]
-        wait_running(client, job_id)
-        assert server.stop(signal.SIGTERM, timeout=30) == 0, server.output()
-        assert "Traceback" not in server.output()
-        log = data_dir / "server.log"
-        lines = [line for line in log.read_text().splitlines() if line.strip()]
-        assert lines and all(isinstance(json.loads(line), dict) for line in lines), "one JSON object a line"
-    with serverkit.serving(data_dir) as again:
-        status = serverkit.status_of(again.client(), job_id)
-        assert status["state"] == "interrupted", status
-        check_status(status)

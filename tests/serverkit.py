@@ -29,6 +29,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 import jobkit
 
+from engine.images import png_bytes as png  # the engine's own encoder
+
 REPO = jobkit.REPO
 # One intra-op thread (jobkit.py says why); the CLI comparison runs the CLI under the same settings.
 SUBPROCESS_ENV = jobkit.SUBPROCESS_ENV
@@ -196,12 +198,6 @@ def listening(port: int, host: str = "127.0.0.1") -> bool:
 
 
 # ---- blobs and specs --------------------------------------------------------------------------
-
-
-def png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def sha256(data: bytes) -> str:

@@ -21,6 +21,7 @@ import jobkit
 
 from engine.cli import run_spec_file
 from engine.errors import SpecError
+from engine.images import png_bytes
 from engine.server import jobs as jobs_module
 from engine.server.app import create_app
 from engine.server.blobs import PATH_REFUSED, BlobSource, BlobStore, valid_name
@@ -33,16 +34,6 @@ from engine.server.serve import serve
 with warnings.catch_warnings():  # starlette 1.x would rather have httpx2; httpx is what the project pins
     warnings.filterwarnings("ignore", message=".*httpx2.*")
     from fastapi.testclient import TestClient
-
-
-def png_bytes(pixels: np.ndarray) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def sha(data: bytes) -> str:

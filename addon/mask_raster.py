@@ -122,7 +122,7 @@ def _even_odd_spans(rows: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def _union_spans(spans: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Merge spans of several splines so overlaps count once (fill_overlap): a running +1/-1 count per row."""
+    """Merge spans of several splines so overlaps count once (no fill_holes): a running +1/-1 count per row."""
     rows = np.concatenate([np.concatenate([r, r]) for r, _, _ in spans])
     xs = np.concatenate([np.concatenate([a, b]) for _, a, b in spans])
     delta = np.concatenate([np.concatenate([np.ones(len(a)), -np.ones(len(a))]) for _, a, _ in spans])
@@ -156,10 +156,11 @@ def _coverage(rows: np.ndarray, x0: np.ndarray, x1: np.ndarray, width: int, heig
 
 
 def rasterise_layer(layer: MaskLayer, width: int, height: int, supersample: int = 4) -> np.ndarray:
-    """One layer's mask (H, W) float32 in [0, 1]: filled cyclic splines, holes per fill_overlap, invert, alpha.
+    """One layer's mask (H, W) float32 in [0, 1]: filled cyclic splines, holes per fill_holes, invert, alpha.
 
-    fill_overlap=False: splines combine by even-odd, so a spline inside another cuts a hole.
-    fill_overlap=True: splines union. Non-cyclic or unfilled splines contribute nothing (they need feather).
+    As Blender's compositor Mask node does it (checked on 5.0.1): fill_holes=True combines a layer's splines
+    by even-odd, so a spline inside another cuts a hole; fill_holes=False unions them, whatever fill_overlap
+    says. Non-cyclic or unfilled splines contribute nothing (they need feather).
     """
     n_rows = height * supersample
     per_spline: list[tuple[np.ndarray, np.ndarray]] = []
@@ -172,10 +173,10 @@ def rasterise_layer(layer: MaskLayer, width: int, height: int, supersample: int 
             per_spline.append((rows, xs))
     if not per_spline:
         spans = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
-    elif layer.fill_overlap:
-        spans = _union_spans([_even_odd_spans(r, x) for r, x in per_spline])
-    else:
+    elif layer.fill_holes:
         spans = _even_odd_spans(np.concatenate([r for r, _ in per_spline]), np.concatenate([x for _, x in per_spline]))
+    else:
+        spans = _union_spans([_even_odd_spans(r, x) for r, x in per_spline])
     mask = _coverage(*spans, width, height, supersample)
     if layer.invert:
         mask = 1.0 - mask

@@ -137,19 +137,20 @@ def test_bezier_circle_matches_the_disk(width: int, height: int) -> None:
 # ---- holes, invert, alpha ---------------------------------------------------------------------------------------
 
 
-def test_inner_spline_is_a_hole_by_even_odd_and_filled_with_overlap() -> None:
+def test_inner_spline_is_a_hole_with_fill_holes_and_filled_without() -> None:
     outer, inner = box(0.2, 0.2, 0.8, 0.8), box(0.4, 0.4, 0.6, 0.6)
-    holed = rasterise_layer(MaskLayer([outer, inner]), 100, 100)
+    holed = rasterise_layer(MaskLayer([outer, inner], fill_holes=True), 100, 100)
     assert holed[50, 50] == 0.0 and holed[25, 25] == 1.0
     assert holed.sum() == 60 * 60 - 20 * 20
-    united = rasterise_layer(MaskLayer([outer, inner], fill_overlap=True), 100, 100)
-    np.testing.assert_array_equal(united, rasterise_layer(MaskLayer([outer]), 100, 100))
+    for overlap in (False, True):  # Blender unions without fill_holes, whatever fill_overlap says
+        united = rasterise_layer(MaskLayer([outer, inner], fill_overlap=overlap), 100, 100)
+        np.testing.assert_array_equal(united, rasterise_layer(MaskLayer([outer]), 100, 100))
 
 
 def test_overlapping_splines_xor_or_union() -> None:
     a, b = box(0.0, 0.0, 0.6, 1.0), box(0.4, 0.0, 1.0, 1.0)
-    xor = rasterise_layer(MaskLayer([a, b]), 100, 100)
-    union = rasterise_layer(MaskLayer([a, b], fill_overlap=True), 100, 100)
+    xor = rasterise_layer(MaskLayer([a, b], fill_holes=True), 100, 100)
+    union = rasterise_layer(MaskLayer([a, b]), 100, 100)
     assert xor[50, 50] == 0.0 and xor[50, 10] == 1.0 and xor[50, 90] == 1.0
     assert union.min() == 1.0
 

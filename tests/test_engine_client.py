@@ -5,7 +5,6 @@ The client is pure standard library (it runs inside Blender), so it is tested he
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 import socket
 import sys
@@ -19,6 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import serverkit
+from importrules import imported_modules, relative_imports
 from serverkit import IMAGES, LONG, job_spec, png
 
 REPO = Path(__file__).resolve().parent.parent
@@ -204,12 +204,7 @@ def test_a_server_that_never_answers_times_out_within_the_default():
 
 
 def test_the_client_imports_only_the_standard_library_and_never_bpy():
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(CLIENT_FILE.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, "the client must stand alone: no relative imports"
-            names.add((node.module or "").split(".")[0])
+    assert not relative_imports(CLIENT_FILE), "the client must stand alone: no relative imports"
+    names = imported_modules(CLIENT_FILE)
     assert names <= set(sys.stdlib_module_names), names - set(sys.stdlib_module_names)
     assert "bpy" not in names

@@ -7,7 +7,6 @@ temporary HOME and BLENDER_USER_RESOURCES before it imports bpy, since `import b
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 import os
 import subprocess
@@ -16,6 +15,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from importrules import imported_modules, relative_imports
 
 REPO = Path(__file__).resolve().parent.parent
 EXTENSION_MODULE = "bl_ext.user_default.regia"
@@ -133,22 +135,6 @@ def test_zip_installs_and_enables_in_headless_blender(scripts: Path, built_zip: 
 # ---- import rules (DESIGN.md: addon/ never imports torch, engine/ never imports bpy) --------------------
 
 
-def _imported_modules(path: Path) -> set[str]:
-    """Top-level names of every absolute import in a file, including imports inside functions."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
-    return names
-
-
-def _relative_imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    return {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level > 0}
-
-
 def _addon_files() -> list[Path]:
     return [REPO / "__init__.py", *sorted((REPO / "addon").rglob("*.py"))]
 
@@ -157,17 +143,17 @@ def test_addon_imports_only_bpy_and_the_standard_library() -> None:
     # numpy is allowed too: Blender bundles it.
     allowed = set(sys.stdlib_module_names) | BPY_FAMILY | {"numpy"}
     for path in _addon_files():
-        extra = _imported_modules(path) - allowed
+        extra = imported_modules(path) - allowed
         assert not extra, f"{path.relative_to(REPO)} imports {extra}"
     # The root must not reach into the engine through a relative import either.
-    assert not any(m.split(".")[0] == "engine" for m in _relative_imports(REPO / "__init__.py"))
+    assert not any(m.split(".")[0] == "engine" for m in relative_imports(REPO / "__init__.py"))
 
 
 def test_engine_never_imports_bpy() -> None:
     files = sorted((REPO / "engine").rglob("*.py"))
     assert files
     for path in files:
-        assert not _imported_modules(path) & BPY_FAMILY, f"{path.relative_to(REPO)} imports bpy"
+        assert not imported_modules(path) & BPY_FAMILY, f"{path.relative_to(REPO)} imports bpy"
 
 
 def test_root_init_imports_without_blender() -> None:

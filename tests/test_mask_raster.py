@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 import sys
 import time
@@ -11,6 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from importrules import imported_modules, relative_imports
 
 MODULE = Path(__file__).resolve().parent.parent / "addon" / "mask_raster.py"
 
@@ -217,11 +219,6 @@ def test_large_frame_shape_and_dtype() -> None:
 
 
 def test_module_imports_only_numpy_and_the_standard_library() -> None:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(MODULE.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, "no relative imports: the module stands alone"
-            names.add((node.module or "").split(".")[0])
+    assert not relative_imports(MODULE), "no relative imports: the module stands alone"
+    names = imported_modules(MODULE)
     assert names - set(sys.stdlib_module_names) <= {"numpy"}, names

@@ -1,0 +1,77 @@
+"""Run a script under headless bpy in a child process, with a throw-away HOME.
+
+bpy and torch are both heavy native modules; keeping bpy in a child keeps the pytest process free of it, and
+`import bpy` writes into HOME, so every child gets its own temporary one (set before bpy is imported).
+Import with `import bpykit` after putting tests/ on sys.path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+OK_MARK = "REGIA-OK"
+RESULT_MARK = "REGIA-RESULT "
+
+
+def have_bpy() -> bool:
+    return importlib.util.find_spec("bpy") is not None
+
+
+def require_bpy() -> None:
+    if not have_bpy():
+        pytest.skip("bpy is not installed; run `make venv` (pip install -e '.[dev]')")
+
+
+def bpy_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment for a bpy child: a private HOME and Blender user folder, the repository importable."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "BLENDER_USER_RESOURCES": str(home / "blender"),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])),
+        **extra,
+    }
+    return env
+
+
+def run_bpy(
+    script: str, tmp_path: Path, *args: str, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `script` (Python source that imports bpy) in a child; it gets `args` as sys.argv[1:]."""
+    require_bpy()
+    path = tmp_path / "bpy_script.py"
+    path.write_text(script)
+    return subprocess.run(
+        [sys.executable, str(path), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or bpy_env(tmp_path / "home"),
+        cwd=tmp_path,
+        check=False,
+    )
+
+
+def check_ok(result: subprocess.CompletedProcess[str]) -> None:
+    """The child must exit 0 and print OK_MARK; otherwise fail with its whole output."""
+    assert result.returncode == 0 and OK_MARK in result.stdout, (
+        f"exit {result.returncode}\n--- stdout\n{result.stdout[-6000:]}\n--- stderr\n{result.stderr[-6000:]}"
+    )
+
+
+def results(result: subprocess.CompletedProcess[str]) -> list[Any]:
+    """JSON values the child printed on lines starting with RESULT_MARK, in order."""
+    check_ok(result)
+    return [json.loads(line[len(RESULT_MARK) :]) for line in result.stdout.splitlines() if line.startswith(RESULT_MARK)]

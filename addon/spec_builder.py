@@ -1,0 +1,284 @@
+"""Build an engine job spec, and the PNG blobs it references, from what the artist set up in Blender.
+
+Pure: the bpy side copies properties and pixels into the dataclasses below (see addon/blender/inputs.py), and this
+module turns them into a spec dict with `blob:<sha256>` references plus the bytes to upload. Every user mistake
+becomes an InputError naming where it is (the region and guide), the value and what is allowed, before anything
+reaches the engine, which validates the spec again.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .pixels import resize, rgba, to_uint8
+from .png_codec import encode_png, sha256_hex
+from .region_maps import is_empty
+
+SPEC_VERSION = 1
+MIN_SIDE = 16
+MAX_SIDE = 2048
+MAX_NAME = 64
+# Guide images the engine only summarises (style statistics, CLIP embeddings) need no more than this.
+MAX_REFERENCE_SIDE = 1024
+HEX_COLOR = re.compile(r"#?([0-9a-fA-F]{6})")
+
+# The add-on's guide kinds, as the panel lists them, and what each becomes in the spec.
+GUIDE_KINDS = ("TEXT", "NEGATIVE_TEXT", "INSPIRATION", "STYLE", "CONTENT", "SCRIBBLE", "OUTLINE", "PALETTE")
+TEXT_KINDS = ("TEXT", "NEGATIVE_TEXT")
+IMAGE_KINDS = ("INSPIRATION", "STYLE", "CONTENT", "SCRIBBLE", "OUTLINE")
+# These are drawn over the target, so they must be the target's size (then scaled with the canvas).
+CANVAS_KINDS = ("SCRIBBLE", "OUTLINE")
+_SPEC_KIND = {"INSPIRATION": "image", "STYLE": "style", "CONTENT": "content", "SCRIBBLE": "scribble",
+              "OUTLINE": "outline"}  # fmt: skip
+MODES = ("edit", "keep", "embolden")
+GENERATORS = ("pixels", "fourier")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "linear")
+
+
+class InputError(ValueError):
+    """A setting the engine could not run, with where it is and what would be allowed."""
+
+    def __init__(self, where: str, message: str, value: Any = None, allowed: str | None = None) -> None:
+        self.where, self.value, self.allowed = where, value, allowed
+        text = f"{where}: {message}"
+        if value is not None:
+            text += f" (got {value!r})"
+        if allowed:
+            text += f"; allowed: {allowed}"
+        super().__init__(text)
+
+
+@dataclass
+class GuideInput:
+    kind: str
+    weight: float = 1.0
+    text: str = ""
+    image: np.ndarray | None = None  # top-down (h, w, 4) float display values
+    image_name: str = ""
+    colors: str = ""  # palette: hex colours separated by spaces or commas
+
+
+@dataclass
+class RegionInput:
+    name: str
+    mask: np.ndarray  # top-down (h, w) float in [0, 1], at the target's size
+    mode: str = "edit"
+    feather: float = 0.0
+    strength: float = 1.0
+    guides: list[GuideInput] = field(default_factory=list)
+
+
+@dataclass
+class JobInput:
+    target_name: str
+    target: np.ndarray  # top-down (h, w, 4) float display values
+    use_init: bool = True
+    scale: float = 1.0  # canvas = target size x scale
+    regions: list[RegionInput] = field(default_factory=list)
+    guides: list[GuideInput] = field(default_factory=list)
+    seed: int = 0
+    steps: int = 200
+    generator: str = "pixels"
+    optimizer: str = "adam"
+    lr: float = 0.05
+    schedule: str = "cosine"
+    preset: str = ""
+    tv: float = 0.0
+    saturation: float = 0.0
+    symmetry: float = 0.0
+    clip_model: str = ""
+    clip_weights: str = ""
+    preview_every: int = 10
+
+
+@dataclass
+class BuiltJob:
+    spec: dict[str, Any]
+    blobs: dict[str, bytes]  # sha256 -> PNG bytes
+    width: int
+    height: int
+
+
+class _Blobs:
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+
+    def add(self, image: np.ndarray) -> str:
+        data = encode_png(to_uint8(image))
+        sha = sha256_hex(data)
+        self.blobs[sha] = data
+        return f"blob:{sha}"
+
+
+def canvas_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """The generated image's size: the target's, scaled, and kept within what the engine accepts."""
+    w, h = max(1, round(width * scale)), max(1, round(height * scale))
+    if min(w, h) < MIN_SIDE or max(w, h) > MAX_SIDE:
+        raise InputError(
+            "scale",
+            f"the canvas would be {w}x{h} pixels",
+            value=f"{scale:g} of {width}x{height}",
+            allowed=f"a canvas between {MIN_SIDE} and {MAX_SIDE} pixels on each side",
+        )
+    return w, h
+
+
+def build_job(job: JobInput) -> BuiltJob:
+    th, tw = job.target.shape[:2]
+    width, height = canvas_size(tw, th, job.scale)
+    blobs = _Blobs()
+    _check_choice("generator", job.generator, GENERATORS)
+    _check_choice("optimizer", job.optimizer, OPTIMIZERS)
+    _check_choice("schedule", job.schedule, SCHEDULES)
+
+    spec: dict[str, Any] = {
+        "version": SPEC_VERSION,
+        "width": width,
+        "height": height,
+        "seed": int(job.seed),
+        "steps": int(job.steps),
+        "generator": {"kind": job.generator},
+        "optimizer": {"kind": job.optimizer, "lr": float(job.lr), "schedule": job.schedule},
+        "losses": {"tv": float(job.tv), "saturation": float(job.saturation), "symmetry": float(job.symmetry)},
+        "preview_every": int(job.preview_every),
+        "guides": [_guide(g, f"guides[{i}]", (tw, th), (width, height), blobs) for i, g in enumerate(job.guides)],
+    }
+    if job.preset:
+        spec["preset"] = job.preset
+    if job.use_init:
+        spec["init"] = {"image": blobs.add(resize(rgba(job.target)[..., :3], width, height))}
+
+    regions = job.regions or [_whole_canvas(th, tw)]
+    names: set[str] = set()
+    spec["regions"] = [
+        _region(region, _unique_name(region.name, names), (tw, th), (width, height), job.use_init, blobs)
+        for region in regions
+    ]
+    if job.clip_model:
+        spec["models"] = {"clip": {"name": job.clip_model, "weights": job.clip_weights or "random"}}
+    return BuiltJob(spec=spec, blobs=blobs.blobs, width=width, height=height)
+
+
+def _whole_canvas(height: int, width: int) -> RegionInput:
+    """No regions drawn: the whole image is one edit region, so global guides repaint all of it."""
+    return RegionInput(name="image", mask=np.ones((height, width), dtype=np.float32))
+
+
+def _unique_name(name: str, taken: set[str]) -> str:
+    """Blender lets two list items share a name; the spec does not, so repeats get Blender-style suffixes."""
+    base = (name.strip() or "region")[:MAX_NAME]
+    candidate, n = base, 0
+    while candidate in taken:
+        n += 1
+        candidate = f"{base[: MAX_NAME - 4]}.{n:03d}"
+    taken.add(candidate)
+    return candidate
+
+
+def _region(
+    region: RegionInput,
+    name: str,
+    target_size: tuple[int, int],
+    canvas: tuple[int, int],
+    use_init: bool,
+    blobs: _Blobs,
+) -> dict[str, Any]:
+    where = f"region '{region.name}'"
+    _check_choice(f"{where} mode", region.mode, MODES)
+    mh, mw = region.mask.shape[:2]
+    if (mw, mh) != target_size:
+        raise InputError(
+            f"{where} mask",
+            "the mask is not the target image's size",
+            value=f"{mw}x{mh}",
+            allowed=f"{target_size[0]}x{target_size[1]}, the target's size",
+        )
+    mask = resize(np.clip(region.mask, 0.0, 1.0), *canvas)
+    if is_empty(mask):
+        raise InputError(f"{where} mask", "the mask is empty: draw or paint the region, or remove it")
+    if region.mode != "edit" and not use_init:
+        raise InputError(
+            f"{where} mode",
+            f"{region.mode} needs the target image as the starting point",
+            value=region.mode,
+            allowed="edit, or turn on 'Start from target'",
+        )
+    out: dict[str, Any] = {
+        "name": name,
+        "mask": blobs.add(mask),
+        "mode": region.mode,
+        "feather": float(region.feather),
+    }
+    if region.mode == "embolden":
+        out["strength"] = float(region.strength)
+    if region.mode != "keep":  # a keep region's guides stay in the panel but do nothing, as the engine requires
+        out["guides"] = [
+            _guide(g, f"{where} guides[{i}]", target_size, canvas, blobs) for i, g in enumerate(region.guides)
+        ]
+    return out
+
+
+def _guide(
+    guide: GuideInput, where: str, target_size: tuple[int, int], canvas: tuple[int, int], blobs: _Blobs
+) -> dict[str, Any]:
+    _check_choice(f"{where} kind", guide.kind, GUIDE_KINDS)
+    where = f"{where} ({guide.kind.lower().replace('_', ' ')})"
+    weight = float(guide.weight)
+    if guide.kind in TEXT_KINDS:
+        prompt = guide.text.strip()
+        if not prompt:
+            raise InputError(where, "the text is empty", allowed="a prompt, or remove the guide")
+        # Negative text is a text guide that repels: the spec's sign convention.
+        return {"kind": "text", "prompt": prompt, "weight": -abs(weight) if guide.kind == "NEGATIVE_TEXT" else weight}
+    if guide.kind == "PALETTE":
+        return {"kind": "palette", "colors": parse_palette(guide.colors, where), "weight": weight}
+    if guide.image is None:
+        raise InputError(where, "no image is set", allowed="pick an image for the guide, or remove it")
+    image = rgba(guide.image)
+    ih, iw = image.shape[:2]
+    if guide.kind in CANVAS_KINDS:
+        if (iw, ih) != target_size:
+            raise InputError(
+                where,
+                f"image '{guide.image_name}' is not the target image's size",
+                value=f"{iw}x{ih}",
+                allowed=f"{target_size[0]}x{target_size[1]}, the target's size",
+            )
+        image = resize(image, *canvas)
+    elif guide.kind == "CONTENT":
+        image = resize(image, *canvas)[..., :3]
+    else:
+        image = _shrink(image, MAX_REFERENCE_SIDE)[..., :3]
+    return {"kind": _SPEC_KIND[guide.kind], "image": blobs.add(image), "weight": weight}
+
+
+def _shrink(image: np.ndarray, max_side: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image
+    f = max_side / max(h, w)
+    return resize(image, max(1, round(w * f)), max(1, round(h * f)))
+
+
+def parse_palette(text: str, where: str = "palette") -> list[str]:
+    """'#223344, ddcc88' -> ['#223344', '#ddcc88']."""
+    tokens = [t for t in re.split(r"[\s,;]+", text.strip()) if t]
+    colors = []
+    for token in tokens:
+        match = HEX_COLOR.fullmatch(token)
+        if not match:
+            raise InputError(where, "not a colour", value=token, allowed="hex colours such as #223344, #ddcc88")
+        colors.append("#" + match.group(1).lower())
+    if not colors:
+        raise InputError(where, "the palette is empty", allowed="hex colours such as #223344, #ddcc88")
+    return colors
+
+
+def _check_choice(where: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise InputError(where, "unknown choice", value=value, allowed=", ".join(allowed))

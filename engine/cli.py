@@ -6,12 +6,11 @@ User mistakes end in one line on stderr and exit code 2; no traceback.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from tqdm import tqdm
 
 from . import __version__
 from .errors import JobCancelled, RegiaError, SpecErrors
@@ -30,6 +29,8 @@ def _losses_summary(losses: dict[str, float], limit: int = 4) -> str:
 
 def run_spec_file(spec_path: Path, out_dir: Path, device_name: str = "auto", quiet: bool = False) -> Result:
     """Validate, prepare and run one spec file, writing everything into out_dir."""
+    from tqdm import tqdm  # imported here so that `serve` can report missing packages before any import fails
+
     from .device import pick_device
     from .job import prepare_job
     from .optimize import CancelToken, run
@@ -113,7 +114,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# What `serve` imports, as import names: pip names differ only for Pillow.
+SERVER_MODULES = ("torch", "numpy", "PIL", "scipy", "pydantic", "fastapi", "uvicorn", "tqdm")
+PIP_NAMES = {"PIL": "pillow"}
+
+
+def missing_server_modules() -> list[str]:
+    """The server's packages this interpreter lacks, found without importing any (torch alone takes seconds)."""
+    return [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
+
+
+def missing_modules_message(missing: list[str]) -> str:
+    """One line naming this interpreter, what it lacks and the command that fixes it."""
+    python = sys.executable
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file():  # a source checkout; the extension zip carries no pyproject
+        fix = f"`{python} -m pip install -e {root}`"
+    else:
+        fix = f"`{python} -m pip install {' '.join(PIP_NAMES.get(name, name) for name in missing)}`"
+    others = f" (nor {', '.join(missing[1:])})" if len(missing) > 1 else ""
+    venv = root / ".venv" / "bin" / "python"
+    such_as = f", such as {venv}" if venv.is_file() else ""
+    return (
+        f"{python} has no module named {missing[0]}{others}: install the engine's requirements into it with {fix} "
+        f"or run the engine with a Python that has them{such_as}"
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    missing = missing_server_modules()
+    if missing:  # fail at once with the fix, not after a traceback from deep inside an import
+        print(f"error: {missing_modules_message(missing)}", file=sys.stderr)
+        return EXIT_USAGE
     from .server.config import ServerConfig  # fastapi, uvicorn and torch load only for `serve`
     from .server.serve import serve
 

@@ -1,4 +1,5 @@
-# Regia. The two commands: `make demo` (the demo job on CPU, no downloads) and `make test` (the whole suite).
+# Regia. The two commands: `make demo` (the main job, headless through Blender's bpy, on CPU, no downloads) and
+# `make test` (the whole suite).
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -12,10 +13,11 @@ STAMP := $(VENV)/.installed
 BLENDER_EXT_GLOB := $(VENV)/lib/python3*/site-packages/bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test lint format bench schema extension clean distclean
+.PHONY: help venv demo engine-demo test lint format bench schema extension clean distclean
 
 help:
-	@echo "make demo       run the demo job on CPU; writes out/demo/contact_sheet.png"
+	@echo "make demo       the main job through the Blender add-on (headless bpy, managed engine); writes out/demo/"
+	@echo "make engine-demo  the same kind of job on the engine alone (python -m engine demo); out/engine-demo/"
 	@echo "make test       ruff check, then the whole test suite (what .ci/run calls)"
 	@echo "make venv       create .venv and install the engine with its dev extra"
 	@echo "make lint       ruff check and ruff format --check"
@@ -34,8 +36,11 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]' 2>&1 | { grep -v 'WARNING: Location' || true; }
 	touch $@
 
-demo: $(STAMP)
-	$(PY) -m engine demo --out out/demo
+demo: extension
+	$(PY) scripts/blender_demo.py --zip "$$(ls -t dist/regia-*.zip | head -n 1)" --out out/demo
+
+engine-demo: $(STAMP)
+	$(PY) -m engine demo --out out/engine-demo
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

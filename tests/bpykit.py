@@ -75,3 +75,38 @@ def results(result: subprocess.CompletedProcess[str]) -> list[Any]:
     """JSON values the child printed on lines starting with RESULT_MARK, in order."""
     check_ok(result)
     return [json.loads(line[len(RESULT_MARK) :]) for line in result.stdout.splitlines() if line.startswith(RESULT_MARK)]
+
+
+def blender_scripts() -> Path | None:
+    """The `scripts` folder inside the bpy wheel, found without importing bpy."""
+    spec = importlib.util.find_spec("bpy")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    found = sorted(Path(spec.submodule_search_locations[0]).glob("*/scripts/addons_core/bl_pkg"))
+    return found[-1].parent.parent if found else None
+
+
+def blender_ext(scripts: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Blender's extension CLI, which runs under plain Python with no Blender binary."""
+    cli = scripts / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
+    return subprocess.run(
+        [sys.executable, str(cli), *args], capture_output=True, text=True, timeout=120, cwd=cwd, check=False
+    )
+
+
+def tags_args(scripts: Path) -> list[str]:
+    """Check tags against Blender's own list where the wheel ships it."""
+    tags = scripts / "modules" / "_bpy_internal" / "extensions" / "tags.py"
+    return ["--valid-tags", str(tags)] if tags.exists() else []
+
+
+def build_extension(out: Path) -> Path:
+    """Build the extension zip from the repository with Blender's own CLI; returns the zip's path."""
+    scripts = blender_scripts()
+    if scripts is None:
+        pytest.skip("bpy is not installed; run `make venv` (pip install -e '.[dev]')")
+    out.mkdir(parents=True, exist_ok=True)
+    result = blender_ext(scripts, "build", "--source-dir", str(REPO), "--output-dir", str(out), *tags_args(scripts))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (zip_path,) = out.glob("regia-*.zip")
+    return zip_path

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+import bpykit
 from importrules import imported_modules, relative_imports
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,48 +25,21 @@ EXTENSION_MODULE = "bl_ext.user_default.regia"
 BPY_FAMILY = {"bpy", "bpy_extras", "bpy_types", "addon_utils", "mathutils", "bmesh", "gpu", "gpu_extras", "blf"}
 
 
-def _blender_scripts() -> Path | None:
-    """The `scripts` folder inside the bpy wheel, found without importing bpy."""
-    spec = importlib.util.find_spec("bpy")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    found = sorted(Path(spec.submodule_search_locations[0]).glob("*/scripts/addons_core/bl_pkg"))
-    return found[-1].parent.parent if found else None
-
-
 @pytest.fixture(scope="module")
 def scripts() -> Path:
-    path = _blender_scripts()
+    path = bpykit.blender_scripts()
     if path is None:
         pytest.skip("bpy is not installed; run `make venv` (pip install -e '.[dev]')")
     return path
 
 
-def _blender_ext(scripts: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Blender's extension CLI, which runs under plain Python with no Blender binary."""
-    cli = scripts / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
-    return subprocess.run(
-        [sys.executable, str(cli), *args], capture_output=True, text=True, timeout=120, cwd=cwd, check=False
-    )
-
-
-def _tags_args(scripts: Path) -> list[str]:
-    """Check tags against Blender's own list where the wheel ships it."""
-    tags = scripts / "modules" / "_bpy_internal" / "extensions" / "tags.py"
-    return ["--valid-tags", str(tags)] if tags.exists() else []
-
-
 @pytest.fixture(scope="module")
 def built_zip(scripts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    result = _blender_ext(scripts, "build", "--source-dir", str(REPO), "--output-dir", str(out), *_tags_args(scripts))
-    assert result.returncode == 0, result.stdout + result.stderr
-    (zip_path,) = out.glob("regia-*.zip")
-    return zip_path
+    return bpykit.build_extension(tmp_path_factory.mktemp("dist"))
 
 
 def test_manifest_validates(scripts: Path) -> None:
-    result = _blender_ext(scripts, "validate", *_tags_args(scripts), str(REPO))
+    result = bpykit.blender_ext(scripts, "validate", *bpykit.tags_args(scripts), str(REPO))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -78,7 +52,7 @@ def test_zip_holds_the_extension_and_the_engine_but_no_dev_files(scripts: Path, 
     dev = ("tests/", "bench/", ".ci/", ".venv/", "out/", "dist/", ".git")
     assert not [n for n in names if n.startswith(dev) or "__pycache__" in n or n.endswith(".pyc")]
     assert not {"Makefile", "pyproject.toml"} & names
-    result = _blender_ext(scripts, "validate", str(built_zip))
+    result = bpykit.blender_ext(scripts, "validate", str(built_zip))
     assert result.returncode == 0, result.stdout + result.stderr
 
 

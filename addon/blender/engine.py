@@ -1,0 +1,125 @@
+"""The engine as the add-on sees it: a managed local process or a remote server, and a status line from /health.
+
+Nothing here waits on the network for longer than the client's short timeout: starting the managed engine is a
+Popen, and its readiness is polled from the same timer that polls jobs (runtime.py).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import bpy
+
+from ..engine_client import EngineClient, EngineError
+from ..engine_process import EXITED, READY, EngineStartError, ManagedEngine, stop_all_engines
+from .paths import EXTENSION_PACKAGE, EXTENSION_ROOT, user_dir
+
+# A Python for the managed engine when the preference is empty (e.g. set by a studio's launcher).
+PYTHON_ENV = "REGIA_PYTHON"
+
+
+@dataclass
+class EngineStatus:
+    state: str = "stopped"  # stopped, starting, ready, failed, remote
+    message: str = "Engine not started"
+    health: dict[str, Any] | None = None
+
+
+_managed: ManagedEngine | None = None
+status = EngineStatus()
+
+
+def preferences() -> bpy.types.AddonPreferences:
+    return bpy.context.preferences.addons[EXTENSION_PACKAGE].preferences
+
+
+def python_path(prefs: bpy.types.AddonPreferences) -> str:
+    return bpy.path.abspath(prefs.python_path).strip() or os.environ.get(PYTHON_ENV, "").strip()
+
+
+def start() -> None:
+    """Start the managed engine (non-blocking). Raises EngineStartError with a readable message when it cannot."""
+    global _managed
+    prefs = preferences()
+    python = python_path(prefs)
+    if not python:
+        raise EngineStartError(
+            "No Python set for the engine: in Regia's preferences, set 'Python' to an interpreter with torch "
+            "installed (e.g. the .venv/bin/python made by `make venv` in Regia's source folder)"
+        )
+    stop()
+    _managed = ManagedEngine(python, EXTENSION_ROOT, user_dir("engine-data"), device=prefs.device)
+    _managed.start()
+    status.state, status.message, status.health = "starting", f"Starting the engine with {python}", None
+
+
+def stop() -> None:
+    global _managed
+    if _managed is not None:
+        _managed.stop()
+        _managed = None
+    status.state, status.message, status.health = "stopped", "Engine stopped", None
+
+
+def shutdown() -> None:
+    """On unregister: no engine process may outlive the add-on."""
+    stop()
+    stop_all_engines()
+
+
+def is_managed() -> bool:
+    return preferences().engine_mode == "MANAGED"
+
+
+def poll() -> str:
+    """Advance the managed engine's start-up without blocking; returns its state."""
+    if not is_managed():
+        status.state = "remote"
+        return status.state
+    if _managed is None:
+        if status.state not in ("stopped", "failed"):
+            status.state, status.message = "stopped", "Engine not started"
+        return status.state
+    if status.state == "starting":
+        state = _managed.poll()
+        if state.state == READY:
+            status.state = "ready"
+            refresh_health()
+        elif state.state == EXITED:
+            status.state, status.message = "failed", state.message
+    elif status.state == "ready" and not _managed.running:
+        status.state, status.message = "failed", _managed.poll().message or "The engine stopped"
+    return status.state
+
+
+def client() -> EngineClient | None:
+    """A client for the engine when one is ready (remote: always), else None."""
+    prefs = preferences()
+    if prefs.engine_mode == "REMOTE":
+        return EngineClient(prefs.remote_url.strip().rstrip("/"), prefs.remote_token.strip() or None)
+    if _managed is not None and poll() == "ready":
+        return _managed.client()
+    return None
+
+
+def refresh_health() -> str:
+    """One short /health call (the client's 100 ms timeout), summarised for the status line."""
+    engine = client()
+    if engine is None:
+        return status.message
+    try:
+        health = engine.health()
+    except EngineError as error:
+        status.health, status.message = None, str(error)
+        if is_managed():
+            status.state = "failed"
+        return status.message
+    status.health = health
+    models = health.get("models", {})
+    missing = models.get("missing") or []
+    line = f"Engine {health.get('version', '?')} on {health.get('device', '?')}"
+    line += f", models missing: {', '.join(missing)}" if missing else ", models ready"
+    status.message = line
+    return line

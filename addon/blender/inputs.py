@@ -1,0 +1,121 @@
+"""Read what the artist set up (properties, mask layers, paint layers) into the pure spec builder's inputs."""
+
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+from ..mask_raster import MaskLayer, Spline, SplinePoint, rasterise_layer
+from ..region_maps import color_key_mask, paint_mask
+from ..spec_builder import GuideInput, InputError, JobInput, RegionInput
+from .images import read_rgba, size_of
+
+
+def _float(value: float) -> float:
+    """Blender stores float properties in single precision: 0.05 reads back as 0.05000000074505806. Seven
+    significant digits is what float32 holds, so the spec shows the number the artist typed."""
+    return float(f"{value:.7g}")
+
+
+def mask_layer_data(layer: bpy.types.MaskLayer) -> MaskLayer:
+    """Copy a Blender mask layer's splines into the rasteriser's plain dataclasses."""
+    splines = []
+    for spline in layer.splines:
+        points = [
+            SplinePoint(
+                co=tuple(p.co),
+                handle_left=tuple(p.handle_left),
+                handle_right=tuple(p.handle_right),
+                weight=float(p.weight),
+            )
+            for p in spline.points
+        ]
+        splines.append(Spline(points=points, cyclic=bool(spline.use_cyclic), fill=bool(spline.use_fill)))
+    return MaskLayer(
+        splines=splines,
+        alpha=float(layer.alpha),
+        invert=bool(layer.invert),
+        blend=str(layer.blend),
+        fill_holes=bool(layer.use_fill_holes),
+        fill_overlap=bool(layer.use_fill_overlap),
+    )
+
+
+def region_mask(
+    region: bpy.types.PropertyGroup, settings: bpy.types.PropertyGroup, size: tuple[int, int]
+) -> np.ndarray:
+    """The region's mask at the target's size, top row first."""
+    where = f"region '{region.name}'"
+    width, height = size
+    if region.source == "MASK_LAYER":
+        if region.mask is None:
+            raise InputError(f"{where} mask", "no Mask is set", allowed="pick a Mask and one of its layers")
+        layer = region.mask.layers.get(region.layer)
+        if layer is None:
+            known = ", ".join(lay.name for lay in region.mask.layers) or "none"
+            raise InputError(f"{where} layer", f"Mask '{region.mask.name}' has no such layer", region.layer, known)
+        return rasterise_layer(mask_layer_data(layer), width, height)
+    image = region.paint_image if region.source == "PAINT" else settings.region_map
+    if image is None:
+        what = "paint layer" if region.source == "PAINT" else "region map"
+        raise InputError(f"{where} {what}", "no image is set", allowed=f"add a {what}")
+    if size_of(image) != size:
+        w, h = size_of(image)
+        raise InputError(
+            f"{where} image '{image.name}'", "it is not the target's size", f"{w}x{h}", f"{width}x{height}"
+        )
+    pixels = read_rgba(image)
+    if region.source == "PAINT":
+        return paint_mask(pixels, invert=region.invert)
+    mask = color_key_mask(pixels, tuple(region.key_color))
+    return 1.0 - mask if region.invert else mask
+
+
+def guide_input(guide: bpy.types.PropertyGroup) -> GuideInput:
+    image = guide.image if guide.kind not in ("TEXT", "NEGATIVE_TEXT", "PALETTE") else None
+    return GuideInput(
+        kind=guide.kind,
+        weight=_float(guide.weight),
+        text=guide.text,
+        image=read_rgba(image) if image is not None else None,
+        image_name=image.name if image is not None else "",
+        colors=guide.colors,
+    )
+
+
+def job_input(target: bpy.types.Image) -> JobInput:
+    settings = target.regia
+    size = size_of(target)
+    regions = [
+        RegionInput(
+            name=r.name,
+            mask=region_mask(r, settings, size),
+            mode=r.mode,
+            feather=_float(r.feather),
+            strength=_float(r.strength),
+            guides=[guide_input(g) for g in r.guides],
+        )
+        for r in settings.regions
+        if r.enabled
+    ]
+    return JobInput(
+        target_name=target.name,
+        target=read_rgba(target),
+        use_init=settings.use_init,
+        scale=settings.scale,
+        regions=regions,
+        guides=[guide_input(g) for g in settings.guides],
+        seed=settings.seed,
+        steps=settings.steps,
+        generator=settings.generator,
+        optimizer=settings.optimizer,
+        lr=_float(settings.lr),
+        schedule=settings.schedule,
+        preset="" if settings.preset == "NONE" else settings.preset,
+        tv=_float(settings.tv),
+        saturation=_float(settings.saturation),
+        symmetry=_float(settings.symmetry),
+        clip_model=settings.clip_model.strip(),
+        clip_weights=settings.clip_weights.strip(),
+        preview_every=settings.preview_every,
+    )

@@ -1,0 +1,88 @@
+"""The add-on end to end in headless bpy 5.0.1: the installed extension's operators, a managed engine subprocess,
+the timer's poll function driven directly, and the result image datablock.
+
+One bpy child runs every phase (bpy_scripts/addon_e2e.py) so Blender and the engine start once.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import bpykit
+
+from engine.spec import validate_spec
+
+SCRIPT = Path(__file__).parent / "bpy_scripts" / "addon_e2e.py"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    bpykit.require_bpy()
+    tmp = tmp_path_factory.mktemp("e2e")
+    zip_path = bpykit.build_extension(tmp / "dist")
+    env = bpykit.bpy_env(tmp / "home", OMP_NUM_THREADS="1")
+    result = bpykit.run_bpy(
+        SCRIPT.read_text(), tmp, str(zip_path), sys.executable, "generate", "roundtrip", "cancel", "errors",
+        timeout=600, env=env,
+    )  # fmt: skip
+    return {item["phase"]: item for item in bpykit.results(result)}
+
+
+def test_generate_makes_a_new_result_image_with_previews_and_history(run: dict[str, Any]) -> None:
+    gen = run["generate"]
+    seen = gen["seen"]
+    assert seen["final"] == "DONE", seen
+    assert "RUNNING" in seen["states"] and seen["states"][-1] == "DONE"
+    assert gen["previews"] >= 2, "the preview image should update while the job runs"
+    assert gen["result_size"] == [64, 48] and gen["packed"] and gen["result_target"] == "photo"
+    assert len(gen["history"]) == 1 and gen["history"][0][0] == "photo.regia.001" and gen["history"][0][1]
+    assert seen["longest_poll"] < 0.1, "a poll of the timer must never wait on the network"
+
+
+def test_the_source_is_unchanged_keep_is_exact_and_edit_regions_change(run: dict[str, Any]) -> None:
+    gen = run["generate"]
+    assert gen["source_unchanged"]
+    assert gen["keep_max_diff"] <= 0.5 / 255 + 1e-6  # the painted keep region is bit-exact in 8 bits
+    assert gen["edit_mean_diff"] > 0.02
+
+
+def test_the_spec_built_from_the_scene_passes_the_engines_validation(run: dict[str, Any]) -> None:
+    spec = validate_spec(run["generate"]["spec"])
+    assert [r.name for r in spec.regions] == ["sky", "ground", "face"]
+    assert [r.mode for r in spec.regions] == ["edit", "edit", "keep"]
+    assert [g.kind for g in spec.regions[0].guides] == ["style"]
+    assert (spec.width, spec.height, spec.steps, spec.seed) == (64, 48, 24, 3)
+
+
+def test_settings_round_trip_through_the_result(run: dict[str, Any]) -> None:
+    assert run["roundtrip"] == {"phase": "roundtrip", "same": True, "regions": 3}
+
+
+def test_cancel_stops_the_job_and_makes_no_result(run: dict[str, Any]) -> None:
+    cancel = run["cancel"]
+    assert cancel["cancelled_at"] and cancel["final"] == "CANCELLED"
+    assert cancel["new_images"] == 0
+
+
+def test_errors_are_clear_and_keep_the_settings(run: dict[str, Any]) -> None:
+    errors = run["errors"]
+    assert "region 'nothing' mask: the mask is empty" in errors["empty"]
+    assert errors["empty_status"][:2] == ["FAILED", "INPUT"]
+    assert "image 'small'" in errors["size"] and "8x8" in errors["size"] and "64x48" in errors["size"]
+    state, kind, message = errors["engine_refused"]
+    assert state == "FAILED" and "CLIP" in message and kind in ("FAILED", "MODELS")
+    assert errors["steps_kept"] == 24 and errors["regions_kept"] == 3
+    assert "127.0.0.1" in errors["down"] and errors["down_status"][:2] == ["FAILED", "UNREACHABLE"]
+
+
+def test_disabling_the_addon_stops_its_engine(run: dict[str, Any]) -> None:
+    pid = run["disable"]["engine_pid"]
+    assert pid is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

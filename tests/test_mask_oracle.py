@@ -214,6 +214,19 @@ MAX_SOFT_MAE = 5e-3
 HOLED = [circle(0.5, 0.5, 0.4), box(0.35, 0.35, 0.6, 0.6, cw=False), circle(0.47, 0.47, 0.05)]
 MIXED = [circle(0.3, 0.5, 0.25, squash=0.6), blob(cw=False), box(0.05, 0.3, 0.2, 0.45)]
 CROSSING = [circle(0.4, 0.5, 0.25), circle(0.6, 0.5, 0.25, cw=False)]
+# Unfilled splines are strokes: an open one (capped ends) and a closed one, with uneven feather.
+STROKES = [
+    {
+        "points": [
+            pt((0.2, 0.3), weight=0.03),
+            pt((0.5, 0.45), (0.4, 0.3), (0.6, 0.6), weight=0.06),
+            pt((0.8, 0.3), weight=0.01),
+        ],
+        "cyclic": False,
+        "fill": False,
+    },
+    _with(circle(0.5, 0.7, 0.15, weights=(0.02, 0.04, 0.02, 0.0)), fill=False),
+]
 RINGED = [circle(0.5, 0.5, 0.4, weights=(0.03,) * 4), circle(0.5, 0.5, 0.2, cw=False, weights=(0.06,) * 4)]
 CASES: list[dict[str, Any]] = [
     case(
@@ -235,6 +248,15 @@ CASES: list[dict[str, Any]] = [
     case("feather", 160, 160, [layer(FEATHERED)], feather=True),
     case("feather_wide", 200, 120, [layer(FEATHERED, falloff="LINEAR")], feather=True),
     case("feather_hole", 160, 160, [layer(RINGED, fill_holes=True, falloff="SPHERE")], feather=True),
+    case("strokes", 200, 160, [layer(STROKES)], feather=True),
+    case("strokes_tall", 130, 210, [layer(STROKES, falloff="LINEAR")], feather=True),
+    case(
+        "large",
+        640,
+        480,
+        [layer(FEATHERED), layer([blob(), circle(0.3, 0.7, 0.2)], blend="MERGE_SUBTRACT", alpha=0.5)],
+        feather=True,
+    ),
     case(
         "falloffs",
         240,

@@ -28,7 +28,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     zip_path = bpykit.build_extension(tmp / "dist")
     env = bpykit.bpy_env(tmp / "home", OMP_NUM_THREADS="1")
     result = bpykit.run_bpy(
-        SCRIPT.read_text(), tmp, str(zip_path), sys.executable, "generate", "roundtrip", "cancel", "errors",
+        SCRIPT.read_text(), tmp, str(zip_path), sys.executable, "masks", "generate", "health", "roundtrip", "cancel",
+        "errors", "ui", "bad_python",
         timeout=600, env=env,
     )  # fmt: skip
     return {item["phase"]: item for item in bpykit.results(result)}
@@ -86,3 +87,30 @@ def test_disabling_the_addon_stops_its_engine(run: dict[str, Any]) -> None:
     assert pid is not None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_mask_layers_paint_layers_and_colour_keys_give_the_expected_masks(run: dict[str, Any]) -> None:
+    masks = run["masks"]
+    # 'sky' spans mask y 0.5+12/64 .. 1 on a 64x48 image: mapped, the top 48/2 - 12 = 12 rows.
+    assert masks["sky_rows"] == [1.0] * 12 + [0.0] * 36
+    assert masks["sky_cols"] == [0.0] * 8  # the bottom rows are outside it whatever the column
+    assert masks["face_box"] == [18, 24, 29, 39] and masks["face_sum"] == 12 * 16
+    assert masks["keys"] == [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]] and masks["region_map_size"] == [64, 48]
+    assert masks["red_cols"] == [1.0] * 20 + [0.0] * 44
+    assert masks["green_cols"] == [0.0] * 40 + [1.0] * 24
+
+
+def test_the_status_line_comes_from_health(run: dict[str, Any]) -> None:
+    health = run["health"]
+    assert health["state"] == "ready"
+    assert "on cpu" in health["message"] and "models" in health["message"], health
+
+
+def test_every_panel_draws_with_existing_properties_and_operators(run: dict[str, Any]) -> None:
+    assert run["ui"]["calls"] > 100 and run["ui"]["guides_left"] == 1
+
+
+def test_an_interpreter_without_torch_says_so_and_how_to_fix_it(run: dict[str, Any]) -> None:
+    bad = run["bad_python"]
+    assert bad["state"] == "failed"
+    assert "torch" in bad["message"] and "pip install" in bad["message"], bad

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import socket
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import bpy
 import numpy as np
@@ -126,7 +128,14 @@ def drive(target: bpy.types.Image, timeout: float = 240.0, on_poll=None) -> dict
 def phase_generate(target: bpy.types.Image) -> None:
     before = pixels(target).copy()
     assert bpy.ops.regia.generate() == {"FINISHED"}
-    seen = drive(target)
+    drawn: list[int] = []
+
+    def draw_while_running(status: bpy.types.PropertyGroup) -> None:
+        if status.state == "RUNNING" and not drawn:
+            drawn.append(draw_everything(target))
+
+    seen = drive(target, on_poll=draw_while_running)
+    assert drawn, "never saw the job running"
     result = bpy.data.images.get("photo.regia.001")
     assert result is not None, (seen, [i.name for i in bpy.data.images])
     out = pixels(result)
@@ -222,6 +231,134 @@ def phase_errors(target: bpy.types.Image) -> None:
     out["down_status"] = [target.regia_job.state, target.regia_job.error_kind, target.regia_job.message]
     prefs().engine_mode = "MANAGED"
     emit(phase="errors", **out)
+
+
+class Recorder:
+    """A stand-in for UILayout that checks what a panel asks for: every property, operator and list it names
+    must exist. Panels cannot be drawn without a window, so this is how their code runs headless."""
+
+    def __init__(self, calls: list[str]) -> None:
+        object.__setattr__(self, "calls", calls)
+
+    def __setattr__(self, name: str, value: object) -> None:  # row.scale_y = ..., operator(...).scope = ...
+        pass
+
+    def __getattr__(self, name: str):
+        def call(*args, **kwargs) -> Recorder:
+            self.calls.append(name)
+            if name in ("prop", "prop_search", "template_ID"):
+                data, prop = args[0], args[1]
+                assert prop in data.bl_rna.properties, f"{name}: {type(data).__name__} has no property {prop!r}"
+            if name in ("operator", "operator_menu_enum"):
+                group, op = args[0].split(".")
+                getattr(getattr(bpy.ops, group), op).get_rna_type()  # raises for an unknown operator
+            if name == "template_list":
+                assert hasattr(bpy.types, args[0]), f"no UIList {args[0]}"
+                for data, prop in ((args[2], args[3]), (args[4], args[5])):
+                    assert prop in data.bl_rna.properties, f"template_list: no property {prop!r}"
+            return Recorder(self.calls)
+
+        return call
+
+
+def draw_everything(target: bpy.types.Image) -> int:
+    """Run every Regia panel's and list's draw code against the current state; returns the number of UI calls."""
+    from types import SimpleNamespace
+
+    calls: list[str] = []
+    context = SimpleNamespace(scene=bpy.context.scene, space_data=None, area=None)
+    panels = [getattr(bpy.types, n) for n in dir(bpy.types) if n.startswith("REGIA_PT_")]
+    assert len(panels) >= 5, panels
+    settings = target.regia
+    for index in range(max(1, len(settings.regions))):
+        settings.active_region = index
+        region = settings.regions[index] if settings.regions else None
+        for guide_index in range(max(1, len(region.guides) if region else 1)):
+            if region is not None:
+                region.active_guide = guide_index
+            for panel in panels:
+                if panel.poll(context) if hasattr(panel, "poll") else True:
+                    panel.draw(SimpleNamespace(layout=Recorder(calls)), context)
+    lists = {
+        "REGIA_UL_regions": (settings, "regions"),
+        "REGIA_UL_guides": (settings.regions[0], "guides"),
+        "REGIA_UL_history": (target, "regia_history"),
+    }
+    for name, (data, prop) in lists.items():
+        for item in getattr(data, prop):
+            getattr(bpy.types, name).draw_item(None, context, Recorder(calls), data, item, 0, data, "", 0)
+    return len(calls)
+
+
+def phase_ui(target: bpy.types.Image) -> None:
+    settings = target.regia
+    settings.active_region = 0
+    region = settings.regions[0]
+    for kind in ("TEXT", "NEGATIVE_TEXT", "INSPIRATION", "CONTENT", "SCRIBBLE", "OUTLINE", "PALETTE"):
+        bpy.ops.regia.guide_add(kind=kind, text="x")
+    calls = draw_everything(target)
+    for _ in range(7):
+        settings.active_region = 0
+        region.active_guide = len(region.guides) - 1
+        bpy.ops.regia.guide_remove()
+    emit(phase="ui", calls=calls, guides_left=len(region.guides))
+
+
+def phase_masks(target: bpy.types.Image) -> None:
+    """The masks the add-on reads: a mask layer, the painted face, and two colour keys of one region map."""
+    inputs = addon_module("inputs")
+    settings = target.regia
+    size = (W, H)
+    sky = inputs.region_mask(settings.regions["sky"], settings, size)
+    face = inputs.region_mask(settings.regions["face"], settings, size)
+    assert bpy.ops.regia.region_add_color_key() == {"FINISHED"}
+    assert bpy.ops.regia.region_add_color_key() == {"FINISHED"}
+    red, green = settings.regions[-2], settings.regions[-1]
+    region_map = np.zeros((H, W, 4), dtype=np.float32)
+    region_map[:, :20] = (*red.key_color, 1.0)
+    region_map[:, 40:] = (*green.key_color, 1.0)
+    set_pixels(settings.region_map, region_map)
+    emit(
+        phase="masks",
+        sky_rows=sky.max(axis=1).round(3).tolist(),
+        sky_cols=sky.min(axis=0)[:: W // 8].round(3).tolist(),
+        face_box=[int(v) for v in np.argwhere(face > 0.5).min(axis=0)]
+        + [int(v) for v in np.argwhere(face > 0.5).max(axis=0)],
+        face_sum=float(face.sum()),
+        keys=[list(red.key_color), list(green.key_color)],
+        red_cols=inputs.region_mask(red, settings, size).max(axis=0).tolist(),
+        green_cols=inputs.region_mask(green, settings, size).max(axis=0).tolist(),
+        region_map_size=list(settings.region_map.size),
+    )
+    settings.regions.remove(len(settings.regions) - 1)
+    settings.regions.remove(len(settings.regions) - 1)
+
+
+def phase_health(target: bpy.types.Image) -> None:
+    engine = addon_module("engine")
+    assert bpy.ops.regia.engine_check() == {"FINISHED"}
+    emit(phase="health", state=engine.status.state, message=engine.status.message)
+
+
+def phase_bad_python(target: bpy.types.Image) -> None:
+    """An interpreter without torch: the engine fails to start with a message that says how to fix it."""
+    import venv
+
+    bare = Path(tempfile.mkdtemp()) / "bare"
+    venv.create(bare, with_pip=False)
+    engine = addon_module("engine")
+    prefs().python_path = str(bare / "bin" / "python")
+    assert bpy.ops.regia.engine_restart() == {"FINISHED"}
+    deadline = time.monotonic() + 60
+    while engine.poll() == "starting":
+        assert time.monotonic() < deadline, "a bare interpreter should fail fast"
+        time.sleep(0.05)
+    emit(phase="bad_python", state=engine.status.state, message=engine.status.message)
+    prefs().python_path = PYTHON
+    assert bpy.ops.regia.engine_restart() == {"FINISHED"}
+    while engine.poll() == "starting":
+        assert time.monotonic() < deadline + 120, "the engine did not come back"
+        time.sleep(0.05)
 
 
 def main() -> None:

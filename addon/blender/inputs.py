@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from ..mask_raster import MaskLayer, Spline, SplinePoint, rasterise_layer
+from ..mask_raster import FeatherPoint, MaskLayer, Spline, SplinePoint, rasterise_layer
 from ..region_maps import color_key_mask, paint_mask
 from ..spec_builder import GuideInput, InputError, JobInput, RegionInput
 from .images import read_rgba, size_of
@@ -27,10 +27,19 @@ def mask_layer_data(layer: bpy.types.MaskLayer) -> MaskLayer:
                 handle_left=tuple(p.handle_left),
                 handle_right=tuple(p.handle_right),
                 weight=float(p.weight),
+                feather_points=[FeatherPoint(u=float(f.u), weight=float(f.weight)) for f in p.feather_points],
             )
             for p in spline.points
         ]
-        splines.append(Spline(points=points, cyclic=bool(spline.use_cyclic), fill=bool(spline.use_fill)))
+        splines.append(
+            Spline(
+                points=points,
+                cyclic=bool(spline.use_cyclic),
+                fill=bool(spline.use_fill),
+                offset_mode=str(spline.offset_mode),
+                weight_interpolation=str(spline.weight_interpolation),
+            )
+        )
     return MaskLayer(
         splines=splines,
         alpha=float(layer.alpha),
@@ -38,6 +47,7 @@ def mask_layer_data(layer: bpy.types.MaskLayer) -> MaskLayer:
         blend=str(layer.blend),
         fill_holes=bool(layer.use_fill_holes),
         fill_overlap=bool(layer.use_fill_overlap),
+        falloff=str(layer.falloff),
     )
 
 

@@ -364,20 +364,25 @@ class REGIA_OT_guide_new_canvas(_TargetOperator):
 # ---- engine ---------------------------------------------------------------------------------------------------
 
 
-class REGIA_OT_engine_start(bpy.types.Operator):
-    """Start the managed engine (a Python process on this computer)"""
-
-    bl_idname = "regia.engine_start"
-    bl_label = "Start Engine"
+class _EngineStarter(bpy.types.Operator):
+    """Shared by Start and Restart. Blender maps each registered class to its own RNA type, so one registered
+    operator class must not subclass another."""
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:
-            engine.start()
+            engine.start()  # stops a running one first
         except EngineStartError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
         runtime.ensure_timer()
         return {"FINISHED"}
+
+
+class REGIA_OT_engine_start(_EngineStarter):
+    """Start the managed engine (a Python process on this computer)"""
+
+    bl_idname = "regia.engine_start"
+    bl_label = "Start Engine"
 
 
 class REGIA_OT_engine_stop(bpy.types.Operator):
@@ -391,7 +396,7 @@ class REGIA_OT_engine_stop(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class REGIA_OT_engine_restart(REGIA_OT_engine_start):
+class REGIA_OT_engine_restart(_EngineStarter):
     """Restart the managed engine (e.g. after installing packages into its Python)"""
 
     bl_idname = "regia.engine_restart"

@@ -354,8 +354,9 @@ def phase_bad_python(target: bpy.types.Image) -> None:
         assert time.monotonic() < deadline, "a bare interpreter should fail fast"
         time.sleep(0.05)
     emit(phase="bad_python", state=engine.status.state, message=engine.status.message)
+    assert bpy.ops.regia.engine_stop() == {"FINISHED"} and engine.poll() == "stopped"
     prefs().python_path = PYTHON
-    assert bpy.ops.regia.engine_restart() == {"FINISHED"}
+    assert bpy.ops.regia.engine_start() == {"FINISHED"}
     while engine.poll() == "starting":
         assert time.monotonic() < deadline + 120, "the engine did not come back"
         time.sleep(0.05)

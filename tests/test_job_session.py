@@ -7,6 +7,7 @@ import contextlib
 import gc
 import http.server
 import importlib
+import statistics
 import sys
 import threading
 import time
@@ -27,7 +28,9 @@ REPO = Path(__file__).resolve().parent.parent
 MODULE = REPO / "addon" / "job_session.py"
 PURE_PACKAGE = "regia_addon_pure"
 TOKEN = "session-token"
-DRAIN_BUDGET = 0.005  # seconds: drain() runs on Blender's main thread
+# drain() runs on Blender's main thread: its typical call is microseconds; the slowest is allowed a scheduler slice
+# on a loaded 2-core machine, but not a network round trip.
+DRAIN_TYPICAL, DRAIN_BUDGET = 0.001, 0.02
 JOB_TIMEOUT = 90.0
 
 
@@ -76,21 +79,26 @@ def no_gc() -> Iterator[None]:
         gc.enable()
 
 
-def collect(session: Any, timeout: float = JOB_TIMEOUT) -> tuple[list[Any], float]:
-    """Drain until the final event, as a Blender timer would; returns the events and the slowest drain()."""
+def collect(session: Any, timeout: float = JOB_TIMEOUT) -> tuple[list[Any], list[float]]:
+    """Drain until the final event, as a Blender timer would; returns the events and how long each drain() took."""
     events: list[Any] = []
-    slowest = 0.0
+    durations: list[float] = []
     deadline = time.monotonic() + timeout
     with no_gc():
         while not (events and isinstance(events[-1], js.FINAL_EVENTS)):
             assert time.monotonic() < deadline, f"no final event after {timeout}s: {kinds(events)}"
             started = time.perf_counter()
             events += session.drain()
-            slowest = max(slowest, time.perf_counter() - started)
+            durations.append(time.perf_counter() - started)
             time.sleep(0.005)
     assert session.finished and session.outcome is events[-1]
     assert session.join(5) and session.drain() == [], "nothing after the final event"
-    return events, slowest
+    return events, durations
+
+
+def check_quick(durations: list[float]) -> None:
+    typical, slowest = statistics.median(durations), max(durations)
+    assert typical < DRAIN_TYPICAL and slowest < DRAIN_BUDGET, f"median {typical * 1e3:.2f} ms, max {slowest * 1e3:.1f}"
 
 
 def kinds(events: list[Any]) -> list[str]:
@@ -133,12 +141,12 @@ def test_a_job_runs_to_done_with_previews_progress_and_blobs_sent_once(client, s
     steps = 80
     session = JobSession(client, job_spec(refs, steps, preview_every=4), blobs, poll_interval=0.02)
     assert session.start() is session
-    events, slowest = collect(session)
+    events, durations = collect(session)
     names = kinds(events)
 
     assert isinstance(events[0], js.Submitted) and events[0].job_id == session.job_id, names
     assert isinstance(events[-1], js.Done), (names, events[-1])
-    assert slowest < DRAIN_BUDGET, f"drain() took {slowest * 1000:.1f} ms"
+    check_quick(durations)
     done = events[-1]
     assert done.status["state"] == "done" and done.status["step"] == steps
     assert serverkit.decode_png(done.png).size == (SIZE, SIZE)
@@ -373,16 +381,16 @@ def test_drain_and_cancel_never_wait_while_the_worker_is_in_a_request():
         blobs = one_blob()
         session = JobSession(EngineClient(base_url), {}, blobs).start()
         assert handler.entered.wait(10), "the worker never asked"
-        slowest = 0.0
+        durations = []
         with no_gc():
             for _ in range(200):
                 started = time.perf_counter()
                 assert session.drain() == []
-                slowest = max(slowest, time.perf_counter() - started)
+                durations.append(time.perf_counter() - started)
             started = time.perf_counter()
             session.cancel()
-            slowest = max(slowest, time.perf_counter() - started)
-        assert slowest < DRAIN_BUDGET, f"{slowest * 1000:.1f} ms"
+            durations.append(time.perf_counter() - started)
+        check_quick(durations)
         assert not session.finished
         handler.gate.set()
         events, _ = collect(session, timeout=10)

@@ -94,6 +94,14 @@ class _Finish(Exception):  # control flow inside the worker: ends it with `event
         self.event = event
 
 
+def latest_preview_step(step: int, every: int) -> int:
+    """The step the engine's latest preview was made at: it writes one after the first step, then every
+    `every` steps."""
+    if step < 1:
+        return 0
+    return max(1, step - step % every)
+
+
 # ---- the session -----------------------------------------------------------------------------------------------
 
 
@@ -277,7 +285,8 @@ class _Follower:
         self.session = session
         self.client = client
         self.job_id = session.job_id or ""
-        # The engine writes a preview every `preview_every` steps (0: none, so never ask); the spec's default is 10.
+        # The engine writes a preview after step 1 and every `preview_every` steps (0: none, so never ask);
+        # the spec's default is 10.
         self.preview_every = session.spec.get("preview_every", 10)
         self.preview_step = 0  # the step of the last preview posted
         self.last_png: bytes | None = None
@@ -297,7 +306,7 @@ class _Follower:
         step = status.get("step") or 0
         if not isinstance(self.preview_every, int) or self.preview_every <= 0 or status.get("state") != "running":
             return
-        due = step - step % self.preview_every  # the step the latest preview was made at
+        due = latest_preview_step(step, self.preview_every)
         if due <= self.preview_step:
             return
         png = self.client.preview(self.job_id, timeout=self.session.timeout)

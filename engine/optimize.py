@@ -140,7 +140,9 @@ def run(
             schedule.step()
 
         done = step + 1
-        preview_now = spec.preview_every > 0 and done % spec.preview_every == 0 and done < steps
+        # A preview after the first step too: the artist sees the job has started within a step, not after
+        # preview_every of them.
+        preview_now = spec.preview_every > 0 and (done == 1 or done % spec.preview_every == 0) and done < steps
         if pending and (done == 1 or done % report_every == 0 or done == steps or preview_now):
             rows = torch.stack(pending).cpu().tolist()
             pending.clear()

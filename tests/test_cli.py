@@ -109,7 +109,7 @@ def test_run_succeeds_and_writes_everything(runs):
     with Image.open(out / "result.png") as image:
         assert image.size == (SIZE, SIZE) and image.mode == "RGB"
     previews = sorted(p.name for p in (out / "previews").glob("step_*.png"))
-    assert previews == ["step_00005.png", "step_00010.png"]
+    assert previews == ["step_00001.png", "step_00005.png", "step_00010.png"]  # after the first step, then every 5
     for name in previews:
         with Image.open(out / "previews" / name) as image:
             assert image.size == (SIZE, SIZE)

@@ -269,7 +269,7 @@ def create_app(config: ServerConfig, log: JsonLog | None = None) -> FastAPI:
             except FileNotFoundError:
                 continue
             return Response(data, media_type="image/png", headers={"cache-control": "no-store"})
-        raise ApiError.one(404, "id", "no preview yet: the first comes after preview_every steps", id)
+        raise ApiError.one(404, "id", "no preview yet: the first comes after the first step", id)
 
     @app.get("/jobs/{id}/result", response_class=Response, responses={200: PNG, 404: ERROR, 409: ERROR})
     def get_result(id: str) -> Response:

@@ -61,8 +61,10 @@ def test_the_spec_built_from_the_scene_passes_the_engines_validation(run: dict[s
     assert (spec.width, spec.height, spec.steps, spec.seed) == (64, 48, 24, 3)
 
 
-def test_settings_round_trip_through_the_result(run: dict[str, Any]) -> None:
-    assert run["roundtrip"] == {"phase": "roundtrip", "same": True, "regions": 3}
+def test_settings_round_trip_through_the_result_and_rerun_repeats_it(run: dict[str, Any]) -> None:
+    roundtrip = run["roundtrip"]
+    assert roundtrip["same"] and roundtrip["regions"] == 3
+    assert roundtrip["rerun"] == "DONE" and roundtrip["identical"]
 
 
 def test_cancel_stops_the_job_and_makes_no_result(run: dict[str, Any]) -> None:
@@ -108,6 +110,12 @@ def test_the_status_line_comes_from_health(run: dict[str, Any]) -> None:
 
 def test_every_panel_draws_with_existing_properties_and_operators(run: dict[str, Any]) -> None:
     assert run["ui"]["calls"] > 100 and run["ui"]["guides_left"] == 1
+
+
+def test_show_mask_and_a_new_scribble_canvas(run: dict[str, Any]) -> None:
+    ui = run["ui"]
+    assert ui["canvas"] == [[64, 48], 0.0]  # transparent, the target's size
+    assert ui["shown_rows"] == [1.0] * 12 + [0.0] * 36  # the 'sky' layer
 
 
 def test_an_interpreter_without_torch_says_so_and_how_to_fix_it(run: dict[str, Any]) -> None:

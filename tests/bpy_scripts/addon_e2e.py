@@ -168,7 +168,13 @@ def phase_roundtrip(target: bpy.types.Image) -> None:
     settings.regions.remove(0)
     assert bpy.ops.regia.result_load_settings(result=result.name) == {"FINISHED"}
     rebuilt = build(spec_of(target)).spec
-    emit(phase="roundtrip", same=rebuilt == json.loads(result["regia_spec"]), regions=len(settings.regions))
+    same = rebuilt == json.loads(result["regia_spec"])
+    # Re-run: the same settings and seed on the same engine give the same pixels, in a new image.
+    assert bpy.ops.regia.result_rerun(result=result.name) == {"FINISHED"}
+    seen = drive(target)
+    again = bpy.data.images.get("photo.regia.002")
+    identical = again is not None and bool(np.array_equal(pixels(again), pixels(result)))
+    emit(phase="roundtrip", same=same, regions=len(settings.regions), rerun=seen["final"], identical=identical)
 
 
 def phase_cancel(target: bpy.types.Image) -> None:
@@ -297,11 +303,25 @@ def phase_ui(target: bpy.types.Image) -> None:
     for kind in ("TEXT", "NEGATIVE_TEXT", "INSPIRATION", "CONTENT", "SCRIBBLE", "OUTLINE", "PALETTE"):
         bpy.ops.regia.guide_add(kind=kind, text="x")
     calls = draw_everything(target)
+    # A scribble painted on a new canvas the target's size; the region's mask shown as the engine gets it.
+    settings.active_region = 0
+    region.active_guide = [g.kind for g in region.guides].index("SCRIBBLE")
+    assert bpy.ops.regia.guide_new_canvas() == {"FINISHED"}
+    canvas = region.guides[region.active_guide].image
+    canvas_info = [list(canvas.size), float(pixels(canvas)[..., 3].max())]
+    assert bpy.ops.regia.region_show_mask() == {"FINISHED"}
+    shown = pixels(bpy.data.images["photo (region mask)"])[..., 0]
     for _ in range(7):
         settings.active_region = 0
         region.active_guide = len(region.guides) - 1
         bpy.ops.regia.guide_remove()
-    emit(phase="ui", calls=calls, guides_left=len(region.guides))
+    emit(
+        phase="ui",
+        calls=calls,
+        guides_left=len(region.guides),
+        canvas=canvas_info,
+        shown_rows=shown.max(axis=1).round(3).tolist(),
+    )
 
 
 def phase_masks(target: bpy.types.Image) -> None:

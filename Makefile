@@ -13,13 +13,14 @@ STAMP := $(VENV)/.installed
 BLENDER_EXT_GLOB := $(VENV)/lib/python3*/site-packages/bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo engine-demo test lint format bench schema extension clean distclean
+.PHONY: help venv demo engine-demo test test-bpy42 lint format bench schema extension clean distclean
 
 help:
 	@echo "make demo       the main job through the Blender add-on (headless bpy, managed engine); writes out/demo/"
 	@echo "make engine-demo  the same kind of job on the engine alone (python -m engine demo); out/engine-demo/"
 	@echo "make test       ruff check, then the whole test suite (what .ci/run calls)"
 	@echo "make venv       create .venv and install the engine with its dev extra"
+	@echo "make test-bpy42 the add-on tests under Blender 4.2 LTS too (installs bpy 4.2 into .venv-bpy42, ~1 GB)"
 	@echo "make lint       ruff check and ruff format --check"
 	@echo "make format     ruff format and ruff check --fix"
 	@echo "make bench      run every bench/*.py script"
@@ -45,6 +46,16 @@ engine-demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Blender 4.2 LTS as a second bpy: its own venv (one bpy per interpreter), used by the add-on tests' children.
+BPY42 := .venv-bpy42
+$(BPY42)/.installed:
+	test -x $(BPY42)/bin/pip || $(PYTHON) -m venv $(BPY42)
+	$(BPY42)/bin/pip install -q 'bpy==4.2.*' 'numpy==1.26.4' 2>&1 | { grep -v 'WARNING: Location' || true; }
+	touch $@
+
+test-bpy42: $(STAMP) $(BPY42)/.installed
+	REGIA_EXTRA_BPY_PYTHONS=$(CURDIR)/$(BPY42)/bin/python $(PY) -m pytest tests/test_addon_e2e.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -74,4 +85,4 @@ clean:
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(BPY42)

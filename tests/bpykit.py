@@ -20,6 +20,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 OK_MARK = "REGIA-OK"
 RESULT_MARK = "REGIA-RESULT "
+# Other interpreters with bpy to run the add-on tests under too, e.g. one with bpy 4.2 (make test-bpy42).
+EXTRA_BPY_PYTHONS = [p for p in os.environ.get("REGIA_EXTRA_BPY_PYTHONS", "").split(os.pathsep) if p]
 
 
 def have_bpy() -> bool:
@@ -47,14 +49,21 @@ def bpy_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def run_bpy(
-    script: str, tmp_path: Path, *args: str, timeout: float = 300, env: dict[str, str] | None = None
+    script: str,
+    tmp_path: Path,
+    *args: str,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
+    python: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `script` (Python source that imports bpy) in a child; it gets `args` as sys.argv[1:]."""
-    require_bpy()
+    """Run `script` (Python source that imports bpy) in a child; it gets `args` as sys.argv[1:]. `python` is
+    another interpreter with bpy (e.g. Blender 4.2's), this one's by default."""
+    if python is None:
+        require_bpy()
     path = tmp_path / "bpy_script.py"
     path.write_text(script)
     return subprocess.run(
-        [sys.executable, str(path), *args],
+        [python or sys.executable, str(path), *args],
         capture_output=True,
         text=True,
         timeout=timeout,

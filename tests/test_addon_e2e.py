@@ -21,8 +21,9 @@ from engine.spec import validate_spec
 SCRIPT = Path(__file__).parent / "bpy_scripts" / "addon_e2e.py"
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+@pytest.fixture(scope="module", params=[None, *bpykit.EXTRA_BPY_PYTHONS], ids=lambda p: "bpy" if p is None else p)
+def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every phase once per bpy: this venv's (5.0.1), and any in REGIA_EXTRA_BPY_PYTHONS (4.2 LTS)."""
     bpykit.require_bpy()
     tmp = tmp_path_factory.mktemp("e2e")
     zip_path = bpykit.build_extension(tmp / "dist")
@@ -30,7 +31,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     result = bpykit.run_bpy(
         SCRIPT.read_text(), tmp, str(zip_path), sys.executable, "masks", "generate", "health", "roundtrip", "cancel",
         "errors", "ui", "bad_python",
-        timeout=600, env=env,
+        timeout=600, env=env, python=request.param,
     )  # fmt: skip
     return {item["phase"]: item for item in bpykit.results(result)}
 

@@ -202,6 +202,31 @@ def make_cutouts(image: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.T
 LUMA = (0.299, 0.587, 0.114)
 
 
+def upload(tensors: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    """Small host tensors to the device in one copy, each keeping its shape and dtype (integers must fit
+    float32 exactly). The copy is from pinned memory, so it does not wait for the device: from pageable
+    memory CUDA may drain the stream first."""
+    if device.type == "cpu":
+        return list(tensors)
+    flat = torch.cat([t.reshape(-1).float() for t in tensors])
+    if device.type == "cuda":
+        flat = flat.pin_memory()
+    parts = flat.to(device, non_blocking=True).split([t.numel() for t in tensors])
+    return [part.view(t.shape).to(t.dtype) for part, t in zip(parts, tensors, strict=True)]
+
+
+@dataclass
+class AugmentParams:
+    """Per-cutout augmentation parameters. warp: (N, 3, 3) where each output point samples the input, in
+    grid_sample coordinates; colour: (N, 3, 3) colour matrix; strength: (N, 1, 1, 1) noise scale; seed: the
+    noise's."""
+
+    warp: torch.Tensor
+    colour: torch.Tensor
+    strength: torch.Tensor
+    seed: int
+
+
 class CutoutAugment:
     """pixray's cutout augmentations, each cutout with its own random parameters, in one batched pass:
     perspective, affine (rotation, translation, scale), hue and saturation, then noise of a random strength.
@@ -235,22 +260,30 @@ class CutoutAugment:
 
     def __call__(self, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """(N, 3, S, S) -> (N, 3, S, S); the generator (CPU) is advanced by the call."""
-        n = pixels.shape[0]
-        if n == 0:
-            return pixels
-        warp = self._warps(n, generator)  # (N, 3, 3) output -> source, in grid_sample coordinates
-        colour = self._colours(n, generator)  # (N, 3, 3)
+        params = self.params(pixels.shape[0], generator)
+        warp, colour, strength = upload([params.warp, params.colour, params.strength], pixels.device)
+        return self.apply(pixels, AugmentParams(warp, colour, strength, params.seed))
+
+    def params(self, n: int, generator: torch.Generator) -> AugmentParams:
+        """Every cutout's random parameters, on the CPU."""
+        warp = self._warps(n, generator)
+        colour = self._colours(n, generator)
         strength = torch.rand(n, 1, 1, 1, generator=generator) * self.noise
         seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-        device, dtype = pixels.device, pixels.dtype
-        warp, colour, strength = (t.to(device, dtype, non_blocking=True) for t in (warp, colour, strength))
+        return AugmentParams(warp, colour, strength, seed)
 
+    def apply(self, pixels: torch.Tensor, params: AugmentParams) -> torch.Tensor:
+        """Augment (N, 3, S, S) pixels with parameters already on their device."""
+        if pixels.shape[0] == 0:
+            return pixels
+        device, dtype = pixels.device, pixels.dtype
+        warp, colour, strength = (t.to(dtype) for t in (params.warp, params.colour, params.strength))
         points = self._grid(pixels.shape[-1], device, dtype) @ warp.transpose(1, 2)[:, None]  # (N, S, S, 3)
         grid = points[..., :2] / points[..., 2:]
         pixels = F.grid_sample(pixels, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
         pixels = torch.einsum("nij,njhw->nihw", colour, pixels)
         # The noise is drawn on the device: drawing it on the host and copying would cost more than the rest.
-        noise_rng = torch.Generator(device=device).manual_seed(seed)
+        noise_rng = torch.Generator(device=device).manual_seed(params.seed)
         return pixels + strength * torch.randn(pixels.shape, generator=noise_rng, device=device, dtype=dtype)
 
     def _grid(self, size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -353,14 +386,13 @@ class RegionCutouts:
     def __call__(self, image: torch.Tensor, guided_weights: torch.Tensor, generator: torch.Generator) -> Cutouts:
         """image (1, 3, H, W); guided_weights (R, 1, H, W); generator: a CPU generator, advanced by the call."""
         plan = self.planner(guided_weights).sample(generator)
-        device = image.device
-        boxes = plan.boxes.to(device, non_blocking=True)
+        params = self.augment.params(plan.region.shape[0], generator) if self.augment is not None else None
+        # One host-to-device copy per step for everything planned on the host.
+        small = [plan.boxes, plan.region, plan.weights]
+        if params is not None:
+            small += [params.warp, params.colour, params.strength]
+        boxes, region, weights, *rest = upload(small, image.device)
         pixels = make_cutouts(image, boxes, self.cut_size)
-        if self.augment is not None:
-            pixels = self.augment(pixels, generator)
-        return Cutouts(
-            pixels=pixels,
-            region=plan.region.to(device, non_blocking=True),
-            weights=plan.weights.to(device, image.dtype, non_blocking=True),
-            boxes=boxes,
-        )
+        if self.augment is not None and params is not None:  # both or neither; the check is for the type checker
+            pixels = self.augment.apply(pixels, AugmentParams(*rest, params.seed))
+        return Cutouts(pixels=pixels, region=region, weights=weights.to(image.dtype), boxes=boxes)

@@ -16,6 +16,7 @@ from engine.cutouts import (
     allocate_cutouts,
     make_cutouts,
     region_bounds,
+    upload,
 )
 
 torch.set_num_threads(1)
@@ -312,6 +313,13 @@ def test_same_seed_same_cutouts_other_seed_other_cutouts():
     # The same boxes with and without augmentation: switching augmentation off changes only the pixels.
     plain = RegionCutouts(32, 12, 2, cut_pow=1.5, augment=False)(image, weights, torch.Generator().manual_seed(7))
     assert torch.equal(plain.boxes, a1.boxes)
+
+
+def test_upload_keeps_every_shape_and_dtype():
+    tensors = [torch.rand(5, 4), torch.arange(5), torch.rand(5, 1, 1, 1).double()]
+    for device in (torch.device("cpu"), torch.device("meta")):  # meta takes the one-copy path of a GPU
+        moved = upload(tensors, device)
+        assert [(t.shape, t.dtype, t.device.type) for t in moved] == [(t.shape, t.dtype, device.type) for t in tensors]
 
 
 def test_the_planner_is_built_once_per_mask_tensor():

@@ -160,7 +160,14 @@ def build_job(job: JobInput) -> BuiltJob:
         for region in regions
     ]
     if job.clip_model:
-        spec["models"] = {"clip": {"name": job.clip_model, "weights": job.clip_weights or "random"}}
+        if not job.clip_weights:  # never a silent fallback to random weights
+            raise InputError(
+                "CLIP weights",
+                f"no weights are set for the CLIP model {job.clip_model}",
+                allowed="an open_clip pretrained tag (e.g. laion2b_s34b_b79k for ViT-B-32), a checkpoint file, "
+                "or 'random' (untrained, for tests)",
+            )
+        spec["models"] = {"clip": {"name": job.clip_model, "weights": job.clip_weights}}
     return BuiltJob(spec=spec, blobs=blobs.blobs, width=width, height=height)
 
 

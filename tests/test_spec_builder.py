@@ -98,6 +98,12 @@ def test_text_and_negative_text_become_signed_text_guides() -> None:
     ]
 
 
+def test_a_clip_model_goes_into_the_spec_with_its_weights() -> None:
+    spec = build_job(_job(clip_model="ViT-B-32", clip_weights="laion2b_s34b_b79k")).spec
+    assert spec["models"] == {"clip": {"name": "ViT-B-32", "weights": "laion2b_s34b_b79k"}}
+    assert "models" not in build_job(_job()).spec
+
+
 def test_no_regions_means_one_edit_region_over_the_whole_image() -> None:
     built = build_job(_job(regions=[]))
     (region,) = built.spec["regions"]
@@ -135,6 +141,10 @@ def test_identical_inputs_share_one_blob() -> None:
         (
             lambda j: setattr(j, "generator", "vqgan"),
             "generator: unknown choice (got 'vqgan'); allowed: pixels, fourier",
+        ),
+        (
+            lambda j: setattr(j, "clip_model", "ViT-B-32"),
+            "CLIP weights: no weights are set for the CLIP model ViT-B-32",
         ),
     ],
 )

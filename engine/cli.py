@@ -1,4 +1,5 @@
-"""Command line: `python -m engine run SPEC --out DIR`, `schema`, `presets`, `demo`.
+"""Command line: `python -m engine run SPEC --out DIR`, `validate`, `schema`, `presets`, `demo`, `serve`,
+`fetch-models`.
 
 User mistakes end in one line on stderr and exit code 2; no traceback.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +22,7 @@ if TYPE_CHECKING:  # the optimiser pulls in torch: `schema` and `presets` start 
     from .optimize import Progress, Result
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+OFFLINE_HELP = "no downloads: CLIP weights must already be in the model cache (sets REGIA_OFFLINE=1)"
 
 
 def _losses_summary(losses: dict[str, float], limit: int = 4) -> str:
@@ -107,6 +110,34 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_fetch_models(args: argparse.Namespace) -> int:
+    from .errors import SpecError
+    from .models import cache_dir, fetch_clip
+    from .server.config import split_model_arg
+
+    problems: list[SpecError] = []
+    for text in args.models:
+        try:
+            name, tag = split_model_arg(text)
+            path = fetch_clip(name, tag, field_path=text)
+        except ValueError as exc:
+            problems.append(SpecError(text, str(exc)))
+        except SpecError as exc:
+            problems.append(exc)
+        else:
+            print(f"{name}:{tag}: {path}")
+    if problems:
+        raise SpecErrors(problems)
+    print(f"cache folder: {cache_dir()}")
+    return EXIT_OK
+
+
+def go_offline() -> None:
+    """No downloads in this process: the engine's switch, and the Hugging Face hub's (read when it is imported)."""
+    os.environ["REGIA_OFFLINE"] = "1"
+    os.environ["HF_HUB_OFFLINE"] = "1"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -160,6 +191,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_regions=args.max_regions,
             max_blob_mb=args.max_blob_mb,
             device=args.device,
+            clip=tuple(args.clip),
+            offline=args.offline,
         )
     )
 
@@ -176,10 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--out", required=True, help="output folder")
     run_p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     run_p.add_argument("--quiet", action="store_true", help="no progress bar")
+    run_p.add_argument("--offline", action="store_true", help=OFFLINE_HELP)
     run_p.set_defaults(func=cmd_run)
 
     val_p = sub.add_parser("validate", help="check a spec and its images without running it")
     val_p.add_argument("spec")
+    val_p.add_argument("--offline", action="store_true", help=OFFLINE_HELP)
     val_p.set_defaults(func=cmd_validate)
 
     sub.add_parser("schema", help="print the job spec's JSON Schema").set_defaults(func=cmd_schema)
@@ -203,12 +238,28 @@ def build_parser() -> argparse.ArgumentParser:
     serve_p.add_argument("--max-regions", type=int, default=32, help="most regions per job (default 32)")
     serve_p.add_argument("--max-blob-mb", type=int, default=64, help="largest PNG upload in MiB (default 64)")
     serve_p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    serve_p.add_argument(
+        "--clip",
+        action="append",
+        default=[],
+        metavar="NAME:WEIGHTS",
+        help="a CLIP model /health reports as present or missing (repeatable), e.g. ViT-B-32:laion2b_s34b_b79k",
+    )
+    serve_p.add_argument("--offline", action="store_true", help=OFFLINE_HELP)
     serve_p.set_defaults(func=cmd_serve)
+
+    fetch_p = sub.add_parser(
+        "fetch-models", help="download open_clip weights into the model cache, for use offline or on another machine"
+    )
+    fetch_p.add_argument("models", nargs="+", metavar="NAME:TAG", help="e.g. ViT-B-32:laion2b_s34b_b79k")
+    fetch_p.set_defaults(func=cmd_fetch_models)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "offline", False):
+        go_offline()
     tune_allocator()
     try:
         return args.func(args)

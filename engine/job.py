@@ -109,23 +109,53 @@ class _Loader:
         return image
 
 
-def check_capabilities(spec: JobSpec) -> None:
-    """What this engine cannot run, found from the spec alone (no images): CLIP guides, keep or embolden
-    without an init image. prepare_job runs it first; the server runs it at submission."""
-    problems = []
+def _clip_guide_fields(spec: JobSpec) -> list[tuple[str, str]]:
+    """(field path of .kind, kind) of every text or image guide, top level and in regions."""
+    found = []
     for path, guides in [("guides", spec.guides)] + [
         (f"regions[{i}].guides", r.guides) for i, r in enumerate(spec.regions)
     ]:
         for index, guide in enumerate(guides):
             if guide.kind in CLIP_GUIDE_KINDS:
-                problems.append(
-                    SpecError(
-                        f"{path}[{index}].kind",
-                        f"{guide.kind} guides need CLIP guidance, which this engine version does not have yet",
-                        value=guide.kind,
-                        allowed=SUPPORTED_GUIDES,
-                    )
-                )
+                found.append((f"{path}[{index}].kind", guide.kind))
+    return found
+
+
+def clip_guides_used(spec: JobSpec) -> bool:
+    """Whether the spec has text or image guides, and so needs models.clip loaded."""
+    return bool(_clip_guide_fields(spec))
+
+
+def _clip_problems(spec: JobSpec) -> list[SpecError]:
+    """CLIP guides need models.clip set and its weights on this machine (checked without loading them)."""
+    guide_fields = _clip_guide_fields(spec)
+    if not guide_fields:
+        return []  # models.clip without CLIP guides is fine: nothing loads it
+    clip = spec.models.clip
+    if clip is None:
+        return [
+            SpecError(
+                field_path,
+                f"{kind} guides need a CLIP model: set models.clip {{name, weights}}, "
+                'e.g. {"name": "ViT-B-32", "weights": "laion2b_s34b_b79k"}',
+                value=kind,
+                allowed=f"{SUPPORTED_GUIDES} (text and image guides need models.clip)",
+            )
+            for field_path, kind in guide_fields
+        ]
+    from .models import check_clip_available  # open_clip loads only for jobs that use CLIP
+
+    missing = check_clip_available(clip.name, clip.weights)
+    if missing is not None:
+        return [missing]
+    return []
+
+
+def check_capabilities(spec: JobSpec) -> None:
+    """What this engine cannot run, found from the spec alone (no images, no model loading, no network): CLIP
+    guides without models.clip or with weights not on this machine, keep or embolden without an init image.
+    prepare_job runs it first; the server runs it at submission."""
+    problems = _clip_problems(spec)
     for index, region in enumerate(spec.regions):
         if region.mode in ("keep", "embolden") and spec.init is None:
             problems.append(

@@ -109,12 +109,12 @@ def _names_hint(name: str) -> str:
     return ", ".join([*close, *common]) + f", ... ({len(supported)} in all)"
 
 
-def _name_error(name: str) -> SpecError | None:
+def _name_error(name: str, field_path: str = NAME_FIELD) -> SpecError | None:
     if name not in open_clip.list_models():
-        return SpecError(NAME_FIELD, "not an open_clip model name", value=name, allowed=_names_hint(name))
+        return SpecError(field_path, "not an open_clip model name", value=name, allowed=_names_hint(name))
     if _needs_transformers(name):
         return SpecError(
-            NAME_FIELD,
+            field_path,
             f"{name} has a Hugging Face text tower or tokenizer, which this engine does not load",
             value=name,
             allowed=_names_hint(name),
@@ -215,10 +215,13 @@ def _hub_unreachable(endpoint: str) -> str | None:
 
 def fetch_clip(name: str, tag: str, field_path: str = WEIGHTS_FIELD) -> Path:
     """The tag's weights file, from the cache or downloaded into it; a SpecError when that cannot be."""
-    problem = _name_error(name)
+    problem = _name_error(name, NAME_FIELD if field_path == WEIGHTS_FIELD else field_path)
     if problem is not None:
         raise problem
-    if weights_kind(name, tag) != "tag":
+    kind = weights_kind(name, tag)
+    if kind in ("random", "file"):
+        raise SpecError(field_path, "only pretrained tags are fetched", value=tag, allowed=_weights_allowed(name))
+    if kind is None:
         raise _unknown_weights_error(name, tag, field_path)
     cached = cached_tag_file(name, tag)
     if cached is not None:
@@ -422,7 +425,8 @@ def load_clip(name: str, weights: str, device: torch.device) -> ClipBundle:
 
 def loaded_models() -> list[str]:
     """NAME:WEIGHTS of every model loaded in this process, in load order."""
-    return list(dict.fromkeys(f"{name}:{weights}" for name, weights, _ in _BUNDLES))
+    keys = list(_BUNDLES)  # one atomic copy: the worker thread may be adding to it
+    return list(dict.fromkeys(f"{name}:{weights}" for name, weights, _ in keys))
 
 
 def clear_loaded() -> None:

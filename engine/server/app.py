@@ -8,6 +8,7 @@ free and status polls stay fast while a job runs.
 from __future__ import annotations
 
 import json
+import sys
 import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,14 +30,13 @@ from ..presets import apply_preset
 from ..spec import JobSpec, validate_spec
 from .auth import BearerAuth
 from .blobs import HEX_ALLOWED, BlobSource, BlobStore, valid_name
-from .config import ServerConfig
+from .config import ServerConfig, split_model_arg
 from .errors import ApiError, body, item, spec_items
 from .jobs import JobStore
 from .logs import JsonLog, RequestLog
 from .schemas import BlobStored, ErrorBody, Health, JobList, JobStatus
 from .worker import Worker
 
-MODELS = {"present": ["random-feature-net (built in)"], "missing": []}
 ERROR = {"model": ErrorBody}
 PNG = {"content": {"image/png": {}}, "description": "a PNG image"}
 
@@ -99,14 +99,62 @@ def limit_problems(spec: JobSpec | None, data: Any, config: ServerConfig) -> lis
     return found
 
 
-def runnable_problems(spec: JobSpec) -> list[SpecError]:
-    """What this engine cannot run (an unknown preset, CLIP guides, keep without init), as
+def configured_models(config: ServerConfig) -> list[tuple[str, str]]:
+    """(name, weights) of every --clip, in order, without repeats."""
+    return list(dict.fromkeys(split_model_arg(text) for text in config.clip))
+
+
+def models_report(config: ServerConfig) -> dict[str, list[str]]:
+    """The configured models and those loaded in this process, each present or missing: a cache lookup and a
+    file check each, no loading and no network."""
+    pairs = configured_models(config)
+    if "engine.models" in sys.modules:  # loaded ones exist only once a CLIP job has imported it
+        from ..models import loaded_models
+
+        pairs += [split_model_arg(label) for label in loaded_models()]
+    report: dict[str, list[str]] = {"present": [], "missing": []}
+    if not pairs:
+        return report
+    from ..models import check_clip_available
+
+    for name, weights in dict.fromkeys(pairs):
+        available = check_clip_available(name, weights) is None
+        report["present" if available else "missing"].append(f"{name}:{weights}")
+    return report
+
+
+def client_path_problem(spec: JobSpec, config: ServerConfig) -> SpecError | None:
+    """No client string becomes a file-system path: a checkpoint path is taken only when this server was started
+    with that very model (--clip NAME:PATH); it is refused before anything looks at the disk."""
+    clip = spec.models.clip
+    if clip is None:
+        return None
+    from ..models import weights_kind
+
+    if weights_kind(clip.name, clip.weights) != "file" or (clip.name, clip.weights) in configured_models(config):
+        return None
+    files = [f"{n}:{w}" for n, w in configured_models(config) if weights_kind(n, w) == "file"]
+    return SpecError(
+        "models.clip.weights",
+        "a checkpoint path sent over HTTP is taken only when the server was started with that model "
+        "(--clip NAME:PATH); no client string becomes a file-system path",
+        value=clip.weights,
+        allowed="a pretrained tag in the server's model cache, 'random' (tests only)"
+        + (f", or the configured {', '.join(files)}" if files else ""),
+    )
+
+
+def runnable_problems(spec: JobSpec, config: ServerConfig) -> list[SpecError]:
+    """What this engine cannot run (an unknown preset, CLIP guides without their weights, keep without init), as
     `python -m engine validate` reports it: refused at submission instead of failing later.
     Cheap checks only; what needs the images decoded (an empty mask, a size) fails the job."""
     try:
         resolved = apply_preset(spec)
     except SpecError as exc:
         return [exc]
+    refused = client_path_problem(resolved, config)
+    if refused is not None:
+        return [refused]
     try:
         check_capabilities(resolved)
     except SpecErrors as exc:
@@ -128,13 +176,20 @@ def create_app(config: ServerConfig, log: JsonLog | None = None) -> FastAPI:
         "device": describe(device),
         "torch": torch.__version__,
         "cuda": torch.cuda.is_available(),
-        "models": MODELS,
         "limits": {
             "max_side": config.max_side,
             "max_regions": config.max_regions,
             "max_blob_bytes": config.max_blob_bytes,
         },
     }
+
+    if config.clip:  # open_clip loads here, at start, not inside the first /health request
+        from ..models import check_clip_available
+
+        for name, weights in configured_models(config):
+            problem = check_clip_available(name, weights)
+            if problem is not None:
+                log.write("model missing", model=f"{name}:{weights}", error=str(problem))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -196,7 +251,9 @@ def create_app(config: ServerConfig, log: JsonLog | None = None) -> FastAPI:
 
     @app.get("/health", response_model=None, responses={200: {"model": Health}})
     async def health() -> JSONResponse:
-        return JSONResponse({**about, "queue": jobs.counts()})
+        return JSONResponse(
+            {**about, "offline": config.offline, "models": models_report(config), "queue": jobs.counts()}
+        )
 
     @app.put(
         "/blobs/{sha256}",
@@ -235,7 +292,7 @@ def create_app(config: ServerConfig, log: JsonLog | None = None) -> FastAPI:
         problems = [p for p in problems if p.field not in {q.field for q in limited}] + limited
         if spec is not None:
             problems += [p for field, ref in spec.image_refs() if (p := source.problem(ref, field)) is not None]
-            problems += runnable_problems(spec)
+            problems += runnable_problems(spec, config)
         if problems:
             raise ApiError(422, spec_items(SpecErrors(problems)))
         assert spec is not None

@@ -20,6 +20,8 @@ class ServerConfig:
     max_regions: int = 32
     max_blob_mb: int = 64
     device: str = "auto"
+    clip: tuple[str, ...] = ()  # NAME:WEIGHTS models /health reports on (--clip)
+    offline: bool = False  # --offline: no downloads; REGIA_OFFLINE is set for the whole process
     max_spec_bytes: int = MIB  # a spec is small JSON; a bigger body is a mistake or an attack
 
     @property
@@ -44,7 +46,20 @@ class ServerConfig:
             found.append(f"--max-regions {self.max_regions} must be at least 1")
         if self.max_blob_mb < 1:
             found.append(f"--max-blob-mb {self.max_blob_mb} must be at least 1")
+        for text in self.clip:
+            try:
+                split_model_arg(text)
+            except ValueError as exc:
+                found.append(f"--clip {exc}")
         return found
+
+
+def split_model_arg(text: str) -> tuple[str, str]:
+    """`NAME:WEIGHTS` as given on the command line; the weights may hold colons (a Windows path)."""
+    name, sep, weights = text.partition(":")
+    if not sep or not name.strip() or not weights.strip():
+        raise ValueError(f"{text!r} is not NAME:WEIGHTS (e.g. ViT-B-32:laion2b_s34b_b79k or regia-tiny:random)")
+    return name.strip(), weights.strip()
 
 
 def is_loopback(host: str) -> bool:

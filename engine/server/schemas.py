@@ -41,6 +41,8 @@ class JobList(BaseModel):
 
 
 class HealthModels(BaseModel):
+    """NAME:WEIGHTS of the CLIP models given to `serve --clip` and of those loaded since the start."""
+
     present: list[str]
     missing: list[str]
 
@@ -61,6 +63,7 @@ class Health(BaseModel):
     device: str
     torch: str
     cuda: bool
+    offline: bool
     models: HealthModels
     limits: HealthLimits
     queue: QueueCounts

@@ -7,6 +7,7 @@ any compute, and the artist learns exactly what to fix.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -29,6 +30,9 @@ from .masks import RegionLayout, build_layout
 from .presets import apply_preset
 from .refs import ImageSource
 from .spec import CLIP_GUIDE_KINDS, JobSpec
+
+if TYPE_CHECKING:
+    from .guides.clip import ClipBank
 
 REFERENCE_SEED = 1234
 SUPPORTED_GUIDES = "style, content, scribble, outline, palette"
@@ -53,6 +57,7 @@ class PreparedJob:
     net: RandomFeatureNet | None
     style_bank: StyleBank | None
     embolden_limit: torch.Tensor | None = None
+    clip_bank: ClipBank | None = None
 
     def render(self) -> torch.Tensor:
         """Generator output, with embolden bounds and keep/uncovered pixels composited in."""
@@ -75,7 +80,14 @@ class PreparedJob:
             return torch.stack([term.raw(ctx) for term in self.terms])
 
     def context(self, image: torch.Tensor, shift: tuple[int, int] = (0, 0)) -> StepContext:
-        return StepContext(image=image, layout=self.layout, net=self.net, style_bank=self.style_bank, shift=shift)
+        return StepContext(
+            image=image,
+            layout=self.layout,
+            net=self.net,
+            style_bank=self.style_bank,
+            shift=shift,
+            clip_bank=self.clip_bank,
+        )
 
 
 def _tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -262,6 +274,16 @@ def prepare_job(spec: JobSpec, source: ImageSource, device: torch.device) -> Pre
         elif guide.kind == "palette":
             terms.append(PaletteTerm(key, guide.weight, row, hex_to_rgb(guide.colors).to(device)))
 
+    def open_rgb(ref: str, field_path: str) -> torch.Tensor:
+        return _tensor(to_rgb(loader.open(ref, field_path)), device)
+
+    clip_bank = None
+    if spec.models.clip is not None:  # open_clip loads only for jobs that use it
+        from .guides.clip import build_clip_terms
+
+        clip_terms, clip_bank = build_clip_terms(spec, placements, layout, init, open_rgb, device)
+        terms.extend(clip_terms)
+
     embolden_limit = None
     if init is not None and "embolden" in layout.modes:
         limit = torch.zeros_like(layout.free)
@@ -290,4 +312,5 @@ def prepare_job(spec: JobSpec, source: ImageSource, device: torch.device) -> Pre
         net=net,
         style_bank=StyleBank(layout.guided[style_rows], style_terms) if style_terms else None,
         embolden_limit=embolden_limit,
+        clip_bank=clip_bank,
     )

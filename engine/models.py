@@ -192,9 +192,10 @@ def check_clip_available(name: str, weights: str) -> SpecError | None:
     if kind == "file":
         path = checkpoint_path(weights)
         return None if path.is_file() else _file_error(name, weights, f"there is no file {path}")
-    if kind == "tag" and cached_tag_file(name, weights) is None:
-        why = "the engine is offline and" if offline() else "jobs never download weights, and"
-        return missing_tag_error(name, weights, f"{why} they are not in the cache")
+    if kind == "tag" and cached_tag_file(name, weights) is None and offline():
+        return missing_tag_error(name, weights, "the engine is offline and they are not in the cache")
+    # Online, a tag not cached yet is fetched when the job loads it (load_clip -> fetch_clip), before any step;
+    # an unreachable hub fails there, after one quick probe, with the same message.
     return None
 
 

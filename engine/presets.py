@@ -12,7 +12,10 @@ from pathlib import Path
 from pydantic import Field, ValidationError
 
 from .errors import SpecError
-from .spec import HexColor, JobSpec, Losses, PaletteGuide, Strict, Weight
+from .spec import HexColor, JobSpec, Losses, PaletteGuide, Strict, TextGuide, Weight
+
+# How hard a preset's style prompt and negative text pull, against a guide of weight 1.
+STYLE_PROMPT_WEIGHT = 0.5
 
 
 class Preset(Strict):
@@ -59,4 +62,16 @@ def apply_preset(spec: JobSpec, folder: Path | None = None) -> JobSpec:
     guides = list(spec.guides)
     if preset.palette and preset.palette_weight != 0 and not any(g.kind == "palette" for g in guides):
         guides.append(PaletteGuide(kind="palette", colors=preset.palette, weight=preset.palette_weight))
+    if spec.models.clip is not None:  # the style prompt needs CLIP; without a model the preset still gives the rest
+        guides.extend(style_prompts(preset, [g.prompt for g in spec.guides if g.kind == "text" and g.weight > 0]))
     return spec.model_copy(update={"losses": losses, "guides": guides})
+
+
+def style_prompts(preset: Preset, prompts: list[str]) -> list[TextGuide]:
+    """The preset's style prompt, around the job's own text ('{prompt}'), and its negative text. As top-level
+    guides they apply to every edit region."""
+    subject = ", ".join(prompts) or "a scene"
+    out = [TextGuide(kind="text", prompt=preset.prompt.replace("{prompt}", subject), weight=STYLE_PROMPT_WEIGHT)]
+    if preset.negative:
+        out.append(TextGuide(kind="text", prompt=preset.negative, weight=-STYLE_PROMPT_WEIGHT))
+    return out

@@ -179,6 +179,16 @@ class Models(Strict):
     clip: ClipModel | None = None
 
 
+class Cutouts(Strict):
+    """CLIP sees the image through square cutouts. One budget per step serves every region: each region's share
+    follows its area, with a minimum, and all cutouts go through one CLIP forward."""
+
+    count: int = Field(default=32, ge=1, le=512, description="Cutouts per step, shared by all regions by area")
+    min_per_region: int = Field(default=4, ge=1, le=64, description="Fewest cutouts any guided region gets")
+    cut_pow: float = Field(default=1.0, gt=0.0, le=4.0, description="Above 1 favours small cutouts (detail)")
+    augment: bool = Field(default=True, description="Perspective, affine, colour jitter and noise per cutout")
+
+
 # ---- the job ----------------------------------------------------------------------------
 
 
@@ -196,6 +206,7 @@ class JobSpec(Strict):
     losses: Losses = Field(default_factory=Losses)
     regions: list[Region] = Field(default_factory=list, max_length=64)
     models: Models = Field(default_factory=Models)
+    cutouts: Cutouts = Field(default_factory=Cutouts)
     preview_every: int = Field(default=10, ge=0, le=100_000, description="0 means no previews")
 
     @field_validator("regions")

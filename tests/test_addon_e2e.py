@@ -30,7 +30,7 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     env = bpykit.bpy_env(tmp / "home", OMP_NUM_THREADS="1")
     result = bpykit.run_bpy(
         SCRIPT.read_text(), tmp, str(zip_path), sys.executable, "masks", "generate", "health", "roundtrip", "cancel",
-        "errors", "ui", "bad_python",
+        "errors", "clip", "ui", "bad_python",
         timeout=600, env=env, python=request.param,
     )  # fmt: skip
     return {item["phase"]: item for item in bpykit.results(result)}
@@ -123,3 +123,15 @@ def test_an_interpreter_without_torch_says_so_and_how_to_fix_it(run: dict[str, A
     bad = run["bad_python"]
     assert bad["state"] == "failed"
     assert "torch" in bad["message"] and "pip install" in bad["message"], bad
+
+
+def test_text_prompts_run_with_a_clip_model_and_missing_weights_show_the_engines_message(run: dict[str, Any]) -> None:
+    clip = run["clip"]
+    assert clip["ran"] == "DONE"
+    assert clip["models"] == {"clip": {"name": "regia-tiny", "weights": "random"}}
+    assert {"kind": "text", "prompt": "a red sky at dusk", "weight": 1.0} in clip["guides"]
+    assert {"kind": "text", "prompt": "clouds", "weight": -0.5} in clip["guides"]
+    state, kind, message = clip["missing"]
+    assert state == "FAILED" and kind == "MODELS"
+    assert "ViT-B-32" in message and "laion2b_s34b_b79k" in message and "fetch-models" in message, message
+    assert clip["kept"] == ["ViT-B-32", 3]

@@ -291,11 +291,12 @@ def test_a_tag_not_in_the_cache_offline_says_where_it_looked_and_how_to_get_it(m
     assert time.monotonic() - started < 2 and no_network == []
 
 
-def test_online_an_uncached_tag_is_missing_for_a_job_too(model_cache):
-    """A job never downloads: before any step, a tag counts only once it is in the cache."""
-    error = check_clip_available(B32, B32_TAG)
-    assert_missing_b32(error, model_cache)
-    assert "never download" in error.detail
+def test_online_an_uncached_tag_is_left_to_the_download_at_load(model_cache, monkeypatch):
+    """Online, the cheap check lets an uncached tag through: open_clip fetches it when the job loads the model,
+    before any step. Offline it is missing at once (see the test above)."""
+    monkeypatch.delenv("REGIA_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    assert check_clip_available(B32, B32_TAG) is None
 
 
 def test_a_download_from_an_unreachable_hub_fails_fast_with_the_same_error(model_cache, monkeypatch):
@@ -367,6 +368,8 @@ def test_checking_availability_never_builds_loads_or_downloads(tmp_path, model_c
     assert check_clip_available(TINY, "random") is None
     assert check_clip_available(TINY, str(existing)) is None
     assert check_clip_available(TINY, FAKE_TAG) is None
+    assert check_clip_available(B32, B32_TAG) is None  # online: left to the download at load
+    monkeypatch.setenv("REGIA_OFFLINE", "1")
     assert check_clip_available(B32, B32_TAG) is not None
     assert check_clip_available(B32, str(tmp_path / "absent.pt")) is not None
     assert no_network == []
@@ -386,7 +389,8 @@ def capability_errors(**fields) -> list[SpecError]:
 TEXT = {"kind": "text", "prompt": "a neon jungle"}
 
 
-def test_capabilities_ask_for_a_clip_model_and_for_weights_on_this_machine(model_cache):
+def test_capabilities_ask_for_a_clip_model_and_for_weights_on_this_machine(model_cache, monkeypatch):
+    monkeypatch.setenv("REGIA_OFFLINE", "1")  # online, an uncached tag is fetched at load instead
     errors = capability_errors(guides=[TEXT])
     assert [e.field for e in errors] == ["guides[0].kind"]
     assert "need a CLIP model" in errors[0].detail and "models.clip" in errors[0].detail

@@ -12,6 +12,7 @@ from ..features import RandomFeatureNet, jittered_features
 from ..masks import RegionLayout
 
 if TYPE_CHECKING:
+    from .clip import ClipBank
     from .style import StyleBank
 
 
@@ -24,8 +25,10 @@ class StepContext:
     net: RandomFeatureNet | None
     style_bank: StyleBank | None = None
     shift: tuple[int, int] = (0, 0)  # circular jitter of the feature pass, see jittered_features
+    clip_bank: ClipBank | None = None
     _features: list[torch.Tensor] | None = field(default=None, repr=False)
     _style: torch.Tensor | None = field(default=None, repr=False)
+    _clip: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def features(self) -> list[torch.Tensor]:
@@ -42,6 +45,14 @@ class StepContext:
             assert self.net is not None
             self._style = self.style_bank.distances(self.features, self.net.strides, self.shift)
         return self._style
+
+    @property
+    def clip_losses(self) -> torch.Tensor:
+        """Every CLIP term's loss, from one batch of cutouts and one CLIP forward for all regions."""
+        if self._clip is None:
+            assert self.clip_bank is not None, "a CLIP guide was built without the CLIP bank"
+            self._clip = self.clip_bank.losses(self)
+        return self._clip
 
 
 class GuideTerm(ABC):

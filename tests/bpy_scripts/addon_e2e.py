@@ -354,6 +354,35 @@ def phase_masks(target: bpy.types.Image) -> None:
     settings.regions.remove(len(settings.regions) - 1)
 
 
+def phase_clip(target: bpy.types.Image) -> None:
+    """A text prompt on a region through the panel's CLIP fields: random tiny weights run; real weights that
+    this machine does not have fail with the engine's message, and the settings stay."""
+    settings = target.regia
+    settings.active_region = 0
+    assert bpy.ops.regia.guide_add(kind="TEXT", text="a red sky at dusk") == {"FINISHED"}
+    assert bpy.ops.regia.guide_add(kind="NEGATIVE_TEXT", text="clouds", weight=0.5) == {"FINISHED"}
+    settings.clip_model, settings.clip_weights, settings.steps = "regia-tiny", "random", 8
+    assert bpy.ops.regia.generate() == {"FINISHED"}
+    ran = drive(target)
+    spec = json.loads(target.regia_history[-1].image["regia_spec"]) if ran["final"] == "DONE" else {}
+    settings.clip_model, settings.clip_weights = "ViT-B-32", "laion2b_s34b_b79k"
+    assert bpy.ops.regia.generate() == {"FINISHED"}
+    missing = drive(target)
+    emit(
+        phase="clip",
+        ran=ran["final"],
+        guides=spec.get("regions", [{}])[0].get("guides"),
+        models=spec.get("models"),
+        missing=[missing["final"], missing["error_kind"], missing["message"]],
+        kept=[settings.clip_model, len(settings.regions[0].guides)],
+    )
+    for _ in range(2):
+        settings.active_region = 0
+        settings.regions[0].active_guide = len(settings.regions[0].guides) - 1
+        bpy.ops.regia.guide_remove()
+    settings.clip_model, settings.clip_weights, settings.steps = "", "", 24
+
+
 def phase_health(target: bpy.types.Image) -> None:
     engine = addon_module("engine")
     assert bpy.ops.regia.engine_check() == {"FINISHED"}

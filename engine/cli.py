@@ -1,5 +1,5 @@
 """Command line: `python -m engine run SPEC --out DIR`, `validate`, `schema`, `presets`, `demo`, `serve`,
-`fetch-models`.
+`fetch-models`, `storyboard`.
 
 User mistakes end in one line on stderr and exit code 2; no traceback.
 """
@@ -19,7 +19,10 @@ from .errors import JobCancelled, RegiaError, SpecErrors
 from .runtime import tune_allocator
 
 if TYPE_CHECKING:  # the optimiser pulls in torch: `schema` and `presets` start without it
+    from collections.abc import Callable
+
     from .optimize import Progress, Result
+    from .storyboard import Shot, ShotReport
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 OFFLINE_HELP = "no downloads: CLIP weights must already be in the model cache (sets REGIA_OFFLINE=1)"
@@ -108,6 +111,56 @@ def cmd_validate(args: argparse.Namespace) -> int:
     prepare_job(spec, FolderSource(Path(args.spec).parent), torch.device("cpu"))
     print(f"{args.spec}: ok")
     return EXIT_OK
+
+
+def cmd_storyboard(args: argparse.Namespace) -> int:
+    """Every shot of a storyboard in this one process; exit 1 when some shot failed, 2 for a bad storyboard."""
+    from .storyboard import validate_storyboard_file
+
+    path = Path(args.file)
+    if args.validate:
+        board = validate_storyboard_file(path)
+        print(f"{path}: ok ({len(board.shots)} shots)")
+        return EXIT_OK
+    if args.out is None:
+        print("error: --out: required to render (or pass --validate)", file=sys.stderr)
+        return EXIT_USAGE
+    return _render_storyboard(path, Path(args.out), args.device, args.only, args.quiet)
+
+
+def _render_storyboard(path: Path, out: Path, device_name: str, only: list[str] | None, quiet: bool) -> int:
+    from tqdm import tqdm
+
+    from .device import pick_device
+    from .refs import FolderSource
+    from .storyboard import load_storyboard_file, render_storyboard
+
+    board = load_storyboard_file(path)
+    device = pick_device(device_name)
+    bars: list[tqdm] = []
+
+    def progress_for(index: int, shot: Shot) -> Callable[[Progress], None] | None:
+        if quiet:
+            return None
+        bar = tqdm(total=board.steps, desc=f"{index + 1:03d} {shot.name}", unit="step", dynamic_ncols=True)
+        bars.append(bar)
+        return lambda progress: bar.update(progress.step - bar.n)
+
+    def on_shot(report: ShotReport) -> None:
+        for bar in bars:
+            bar.close()
+        bars.clear()
+        if report.status == "failed":
+            print(f"error: shot {report.index:03d} {report.name!r} failed: {report.error}", file=sys.stderr)
+        elif not quiet:
+            print(f"shot {report.index:03d} {report.name!r}: {report.file} in {report.seconds:.1f}s")
+
+    reports = render_storyboard(board, FolderSource(path.parent), out, device, only, on_shot, progress_for)
+    ran = [r for r in reports if r.status in ("done", "failed")]
+    failed = sum(r.status == "failed" for r in ran)
+    seconds = sum(r.seconds for r in ran)
+    print(f"wrote {out / 'contact_sheet.png'}: {len(ran) - failed} of {len(ran)} shots in {seconds:.1f}s")
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def cmd_fetch_models(args: argparse.Namespace) -> int:
@@ -247,6 +300,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_p.add_argument("--offline", action="store_true", help=OFFLINE_HELP)
     serve_p.set_defaults(func=cmd_serve)
+
+    board_p = sub.add_parser(
+        "storyboard", help="render every shot of a storyboard file in one process (README: Storyboards)"
+    )
+    board_p.add_argument("file", help="storyboard JSON; image paths in it are relative to its folder")
+    board_p.add_argument("--out", help="output folder: shots/NNN_<name>.png, contact_sheet.png, storyboard.json")
+    board_p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    board_p.add_argument("--only", nargs="+", action="extend", metavar="NAME", help="render only these shots")
+    board_p.add_argument("--quiet", action="store_true", help="no progress bars")
+    board_p.add_argument("--validate", action="store_true", help="check the storyboard and its images; run nothing")
+    board_p.add_argument("--offline", action="store_true", help=OFFLINE_HELP)
+    board_p.set_defaults(func=cmd_storyboard)
 
     fetch_p = sub.add_parser(
         "fetch-models", help="download open_clip weights into the model cache, for use offline or on another machine"

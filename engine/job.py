@@ -7,6 +7,7 @@ any compute, and the artist learns exactly what to fix.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,7 +25,7 @@ from .guides.embolden import EmboldenTerm, bounded_change, max_change
 from .guides.image_losses import SaturationTerm, SymmetryTerm, TotalVariationTerm
 from .guides.palette import PaletteTerm, hex_to_rgb
 from .guides.strokes import OutlineTerm, ScribbleTerm
-from .guides.style import StyleBank, StyleTerm, style_target
+from .guides.style import StyleBank, StyleTerm, cached_style_target
 from .images import has_alpha, to_mask, to_rgb, to_rgba
 from .masks import RegionLayout, build_layout
 from .presets import apply_preset
@@ -257,8 +258,10 @@ def prepare_job(spec: JobSpec, source: ImageSource, device: torch.device) -> Pre
         field_path = f"{path}.image"
         if guide.kind == "style":
             if guide.image not in style_targets:
-                reference = _style_reference(loader.open(guide.image, field_path), width, height, device)
-                style_targets[guide.image] = style_target(net, reference)
+                image = loader.open(guide.image, field_path)
+                style_targets[guide.image] = cached_style_target(
+                    net, image, (width, height), device, partial(_style_reference, image, width, height, device)
+                )
             term = StyleTerm(key, guide.weight, len(style_terms), style_rows.index(row), style_targets[guide.image])
             style_terms.append(term)
             terms.append(term)

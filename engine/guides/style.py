@@ -6,7 +6,13 @@ all regions and the distances of all style terms in a few batched operations.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
 import torch
+from PIL import Image
 
 from ..features import RandomFeatureNet, RegionSupport, image_stats, style_distance
 from .base import GuideTerm, StepContext
@@ -55,3 +61,65 @@ def style_target(net: RandomFeatureNet, reference: torch.Tensor) -> Stats:
     """Statistics of a reference image, computed once per job (and shareable across jobs)."""
     with torch.no_grad():
         return image_stats(net(reference))
+
+
+class StyleStatsCache:
+    """Style statistics by (reference pixels' digest, canvas size, device), least recently used first out.
+
+    A reference's statistics depend only on its pixels, the canvas area it is scaled to and the fixed-seed
+    feature net of the device, so every shot of a storyboard and every job of a long-running server can share
+    them. Lookups are thread-safe (the server runs one worker per device); a value is computed outside the lock.
+    """
+
+    def __init__(self, capacity: int = 32):
+        self.capacity = capacity
+        self.computed = 0  # statistics computed (misses): tests check a second job computes none
+        self._entries: OrderedDict[tuple, Stats] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.computed = 0
+
+    def get(self, key: tuple, compute: Callable[[], Stats]) -> Stats:
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        stats = compute()
+        with self._lock:
+            self.computed += 1
+            self._entries[key] = stats
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+        return stats
+
+
+STYLE_CACHE = StyleStatsCache()
+
+
+def pixels_digest(image: Image.Image) -> str:
+    """sha256 of an image's RGB pixels and size: the same picture gives the same key whatever file holds it."""
+    rgb = image.convert("RGB")
+    digest = hashlib.sha256(f"{rgb.width}x{rgb.height}:".encode())
+    digest.update(rgb.tobytes())
+    return digest.hexdigest()
+
+
+def cached_style_target(
+    net: RandomFeatureNet,
+    image: Image.Image,
+    canvas: tuple[int, int],
+    device: torch.device,
+    reference: Callable[[], torch.Tensor],
+    cache: StyleStatsCache = STYLE_CACHE,
+) -> Stats:
+    """style_target of `reference()` (the image scaled for a canvas of (width, height)), computed once per
+    process for the same pixels, canvas size and device."""
+    key = (pixels_digest(image), canvas, str(device))
+    return cache.get(key, lambda: style_target(net, reference()))

@@ -104,7 +104,9 @@ class BuiltJob:
     height: int
 
 
-class _Blobs:
+class Blobs:
+    """The PNG blobs a spec refers to as `blob:<sha256>`; the same pixels are stored once."""
+
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
 
@@ -131,7 +133,7 @@ def canvas_size(width: int, height: int, scale: float) -> tuple[int, int]:
 def build_job(job: JobInput) -> BuiltJob:
     th, tw = job.target.shape[:2]
     width, height = canvas_size(tw, th, job.scale)
-    blobs = _Blobs()
+    blobs = Blobs()
     _check_choice("generator", job.generator, GENERATORS)
     _check_choice("optimizer", job.optimizer, OPTIMIZERS)
     _check_choice("schedule", job.schedule, SCHEDULES)
@@ -146,7 +148,7 @@ def build_job(job: JobInput) -> BuiltJob:
         "optimizer": {"kind": job.optimizer, "lr": float(job.lr), "schedule": job.schedule},
         "losses": {"tv": float(job.tv), "saturation": float(job.saturation), "symmetry": float(job.symmetry)},
         "preview_every": int(job.preview_every),
-        "guides": [_guide(g, f"guides[{i}]", (tw, th), (width, height), blobs) for i, g in enumerate(job.guides)],
+        "guides": [guide_spec(g, f"guides[{i}]", (tw, th), (width, height), blobs) for i, g in enumerate(job.guides)],
     }
     if job.preset:
         spec["preset"] = job.preset
@@ -156,7 +158,7 @@ def build_job(job: JobInput) -> BuiltJob:
     regions = job.regions or [_whole_canvas(th, tw)]
     names: set[str] = set()
     spec["regions"] = [
-        _region(region, _unique_name(region.name, names), (tw, th), (width, height), job.use_init, blobs)
+        region_spec(region, unique_name(region.name, names), (tw, th), (width, height), job.use_init, blobs)
         for region in regions
     ]
     if job.clip_model:
@@ -176,7 +178,7 @@ def _whole_canvas(height: int, width: int) -> RegionInput:
     return RegionInput(name="image", mask=np.ones((height, width), dtype=np.float32))
 
 
-def _unique_name(name: str, taken: set[str]) -> str:
+def unique_name(name: str, taken: set[str]) -> str:
     """Blender lets two list items share a name; the spec does not, so repeats get Blender-style suffixes."""
     base = (name.strip() or "region")[:MAX_NAME]
     candidate, n = base, 0
@@ -187,13 +189,13 @@ def _unique_name(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def _region(
+def region_spec(
     region: RegionInput,
     name: str,
     target_size: tuple[int, int],
     canvas: tuple[int, int],
     use_init: bool,
-    blobs: _Blobs,
+    blobs: Blobs,
 ) -> dict[str, Any]:
     where = f"region '{region.name}'"
     _check_choice(f"{where} mode", region.mode, MODES)
@@ -225,13 +227,13 @@ def _region(
         out["strength"] = float(region.strength)
     if region.mode != "keep":  # a keep region's guides stay in the panel but do nothing, as the engine requires
         out["guides"] = [
-            _guide(g, f"{where} guides[{i}]", target_size, canvas, blobs) for i, g in enumerate(region.guides)
+            guide_spec(g, f"{where} guides[{i}]", target_size, canvas, blobs) for i, g in enumerate(region.guides)
         ]
     return out
 
 
-def _guide(
-    guide: GuideInput, where: str, target_size: tuple[int, int], canvas: tuple[int, int], blobs: _Blobs
+def guide_spec(
+    guide: GuideInput, where: str, target_size: tuple[int, int], canvas: tuple[int, int], blobs: Blobs
 ) -> dict[str, Any]:
     _check_choice(f"{where} kind", guide.kind, GUIDE_KINDS)
     where = f"{where} ({guide.kind.lower().replace('_', ' ')})"

@@ -69,11 +69,7 @@ class REGIA_OT_generate(_TargetOperator):
     def _engine_available(self, status: bpy.types.PropertyGroup) -> bool:
         """Start the managed engine if needed; check a remote one answers (one call, 100 ms at most)."""
         try:
-            if engine.is_managed():
-                if engine.poll() in ("stopped", "failed"):
-                    engine.start()
-                return True
-            engine.client().health()
+            runtime.ensure_engine()
             return True
         except (EngineError, EngineStartError) as error:
             status.state, status.error_kind, status.message = "FAILED", "UNREACHABLE", str(error)

@@ -16,6 +16,7 @@ from pathlib import Path
 import bpy
 
 from .. import job_session as js
+from ..engine_client import EngineError
 from ..naming import next_result_name, preview_name
 from ..spec_builder import BuiltJob
 from . import engine
@@ -56,6 +57,34 @@ def report(message: str, level: str = "INFO") -> None:
     print(f"Regia: {message}")
     with contextlib.suppress(RuntimeError, AttributeError):  # no operator context (e.g. during unregister)
         bpy.ops.regia.report(message=message, level=level)
+
+
+def ensure_engine() -> None:
+    """Before queueing jobs: start the managed engine if it is not up (non-blocking), or check that a remote one
+    answers (one call, 100 ms at most). Raises EngineStartError or EngineError with a message for the artist."""
+    if engine.is_managed():
+        if engine.poll() in ("stopped", "failed"):
+            engine.start()
+        return
+    client = engine.client()
+    if client is None:
+        raise EngineError("No engine is set up: see Regia's preferences")
+    client.health()
+
+
+def open_session(spec: dict, blobs: dict[str, bytes], engine_state: str) -> js.JobSession | str | None:
+    """A started JobSession once the engine is ready; a message when it will not be; None while it starts."""
+    if engine_state == "failed":
+        return f"The engine did not start: {engine.status.message}"
+    client = engine.client()
+    if client is None:
+        return "The engine is not running: start it in Regia's panel" if engine_state == "stopped" else None
+    return js.JobSession(client, spec, blobs).start()
+
+
+def failure_kind(message: str) -> str:
+    """MODELS when an engine error is about missing weights rather than the job being wrong, else FAILED."""
+    return "MODELS" if any(w in message.lower() for w in _MODEL_WORDS) else "FAILED"
 
 
 def submit(target: bpy.types.Image, built: BuiltJob, settings_json: str) -> None:
@@ -114,16 +143,12 @@ def poll() -> float | None:
 
 
 def _start_session(target: bpy.types.Image, job: ActiveJob, engine_state: str) -> None:
-    if engine_state == "failed":
-        set_error(target, "UNREACHABLE", f"The engine did not start: {engine.status.message}")
+    opened = open_session(job.built.spec, job.built.blobs, engine_state)
+    if isinstance(opened, str):
+        set_error(target, "UNREACHABLE", opened)
+    if not isinstance(opened, js.JobSession):
         return
-    client = engine.client()
-    if client is None:
-        if engine_state == "stopped":
-            set_error(target, "UNREACHABLE", "The engine is not running: start it in Regia's panel")
-        return
-    job.session = js.JobSession(client, job.built.spec, job.built.blobs)
-    job.session.start()
+    job.session = opened
     _status(target).state, _status(target).message = "UPLOADING", "Sending images to the engine"
 
 
@@ -132,22 +157,22 @@ def _apply(target: bpy.types.Image, job: ActiveJob, event: object) -> None:
     if isinstance(event, js.Submitted):
         status.job_id, status.state, status.message = event.job_id, "QUEUED", "Queued"
     elif isinstance(event, js.Progress):
-        _progress(status, event.status)
+        show_progress(status, event.status)
     elif isinstance(event, js.Preview):
         _show_preview(target, event.png)
     elif isinstance(event, js.Done):
-        _progress(status, event.status)
+        show_progress(status, event.status)
         _finish(target, job, event.png)
     elif isinstance(event, js.Cancelled):
         status.state, status.message = "CANCELLED", "Cancelled"
     elif isinstance(event, js.Failed):
-        kind = "MODELS" if any(w in event.message.lower() for w in _MODEL_WORDS) else "FAILED"
-        set_error(target, kind, f"Job failed: {event.message}")
+        set_error(target, failure_kind(event.message), f"Job failed: {event.message}")
     elif isinstance(event, js.Unreachable):
         set_error(target, "UNREACHABLE", event.message)
 
 
-def _progress(status: bpy.types.PropertyGroup, engine_status: dict) -> None:
+def show_progress(status: bpy.types.PropertyGroup, engine_status: dict) -> None:
+    """Copy an engine job status into a RegiaJobStatus (a target's, or a storyboard shot's)."""
     state = str(engine_status.get("state", "running")).upper()
     status.state = "RUNNING" if state == "DONE" else state  # DONE only once the result image exists
     status.step = int(engine_status.get("step") or 0)
@@ -159,14 +184,15 @@ def _progress(status: bpy.types.PropertyGroup, engine_status: dict) -> None:
         status.message = "The engine stopped while running this job"
 
 
-def _file_stem(name: str) -> str:
+def file_stem(name: str) -> str:
+    """A file name from an image name: letters, digits, '-', '_' and '.'; anything else becomes '_'."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def _show_preview(target: bpy.types.Image, png: bytes) -> None:
     name = preview_name(target.name)
-    path = user_dir("previews") / f"{_file_stem(target.name)}.png"
-    _write(path, png)
+    path = user_dir("previews") / f"{file_stem(target.name)}.png"
+    write_file(path, png)
     existing = bpy.data.images.get(name)
     first = existing is None
     preview = load_png(path, name, existing)
@@ -176,8 +202,8 @@ def _show_preview(target: bpy.types.Image, png: bytes) -> None:
 
 def _finish(target: bpy.types.Image, job: ActiveJob, png: bytes) -> None:
     name = next_result_name(target.name, bpy.data.images.keys())
-    path = user_dir("results") / f"{_file_stem(name)}.png"
-    _write(path, png)
+    path = user_dir("results") / f"{file_stem(name)}.png"
+    write_file(path, png)
     result = load_png(path, name)
     result.pack()  # the result lives in the .blend, whatever happens to the results folder
     result["regia_target"] = target.name
@@ -195,7 +221,7 @@ def _finish(target: bpy.types.Image, job: ActiveJob, png: bytes) -> None:
     show_in_editors(result, replacing={target.name, preview_name(target.name)})
 
 
-def _write(path: Path, data: bytes) -> None:
+def write_file(path: Path, data: bytes) -> None:
     """Write beside, then rename: Blender never reads a half-written PNG."""
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(data)

@@ -1,0 +1,526 @@
+"""Storyboard operators: make shots (from markers bound to cameras, from a text block, by hand), the shared style's
+images, a shot's guides and regions, blockouts, Generate / Regenerate / Cancel, versions, the image editor, Export.
+Every one acts on the context's scene."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+
+from ..engine_client import EngineError
+from ..engine_process import EngineStartError
+from ..spec_builder import InputError
+from ..storyboard import Marker, ShotRange, parse_shot_text, shot_spec, shots_from_markers, shots_from_text, spec_blobs
+from . import runtime, storyboard_runtime
+from .images import new_image
+from .props import GUIDE_KIND_ITEMS
+from .storyboard_blockout import render_blockout, store
+from .storyboard_export import export
+from .storyboard_inputs import ensure_uids, prepare
+from .storyboard_props import new_uid
+from .storyboard_sequencer import remove_shot
+from .storyboard_versions import shots_folder, use_version
+
+
+def storyboard_of(context: bpy.types.Context) -> bpy.types.PropertyGroup:
+    return context.scene.regia_storyboard
+
+
+def active_shot(storyboard: bpy.types.PropertyGroup) -> bpy.types.PropertyGroup | None:
+    if 0 <= storyboard.active_shot < len(storyboard.shots):
+        return storyboard.shots[storyboard.active_shot]
+    return None
+
+
+def _shot_at(storyboard: bpy.types.PropertyGroup, index: int) -> bpy.types.PropertyGroup | None:
+    """Shot `index`, or the active one for -1."""
+    if index < 0:
+        return active_shot(storyboard)
+    return storyboard.shots[index] if index < len(storyboard.shots) else None
+
+
+class _ShotOperator(bpy.types.Operator):
+    """Needs a shot: `index` (-1: the active one)."""
+
+    index: IntProperty(default=-1, options={"SKIP_SAVE"})
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return len(storyboard_of(context).shots) > 0
+
+    def shot(self, context: bpy.types.Context) -> bpy.types.PropertyGroup | None:
+        return _shot_at(storyboard_of(context), self.index)
+
+
+# ---- making shots ------------------------------------------------------------------------------------------------
+
+
+def apply_ranges(storyboard: bpy.types.PropertyGroup, ranges: list[ShotRange], replace: bool) -> None:
+    """Shots named as in `ranges` get its frames (and camera, description when given), new ones are added, in that
+    order; with `replace`, shots not in `ranges` go. A shot kept keeps its history, guides and settings."""
+    ensure_uids(storyboard)
+    for order, shot_range in enumerate(ranges):
+        index = storyboard.shots.find(shot_range.name)
+        if index < 0:
+            shot = storyboard.shots.add()
+            shot.name, shot.uid = shot_range.name, new_uid()
+            index = len(storyboard.shots) - 1
+        shot = storyboard.shots[index]
+        shot.frame_start, shot.frame_end = shot_range.frame_start, shot_range.frame_end
+        if shot_range.camera is not None:
+            shot.camera = bpy.data.objects.get(shot_range.camera)
+        if shot_range.description is not None:
+            shot.description = shot_range.description
+        storyboard.shots.move(index, order)
+    if replace:
+        names = {r.name for r in ranges}
+        for index in reversed(range(len(storyboard.shots))):
+            if storyboard.shots[index].name not in names:
+                storyboard.shots.remove(index)
+    storyboard.active_shot = min(max(storyboard.active_shot, 0), len(storyboard.shots) - 1)
+
+
+class REGIA_OT_storyboard_from_markers(bpy.types.Operator):
+    """Make a shot for each timeline marker bound to a camera: from the marker to the frame before the next one,
+    the last to the scene's end"""
+
+    bl_idname = "regia.storyboard_from_markers"
+    bl_label = "Shots from Markers"
+    bl_options = {"REGISTER", "UNDO"}
+    replace: BoolProperty(name="Replace", default=True, description="Remove shots that no marker makes")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        scene = context.scene
+        markers = [Marker(m.name, m.frame, m.camera.name if m.camera else None) for m in scene.timeline_markers]
+        ranges, notes = shots_from_markers(markers, scene.frame_end)
+        storyboard = storyboard_of(context)
+        if not ranges:
+            storyboard.message = "No marker is bound to a camera: bind one in the timeline (Marker > Bind Camera)"
+            self.report({"ERROR"}, storyboard.message)
+            return {"CANCELLED"}
+        apply_ranges(storyboard, ranges, self.replace)
+        storyboard.message = "; ".join([f"{len(ranges)} shots from markers", *notes])
+        self.report({"WARNING"} if notes else {"INFO"}, storyboard.message)
+        return {"FINISHED"}
+
+
+class REGIA_OT_storyboard_from_text(bpy.types.Operator):
+    """Make shots from a text block of lines 'Shot name: description' ('Shot name [1-24]: ...' sets the frames);
+    blank lines and lines starting with # are skipped"""
+
+    bl_idname = "regia.storyboard_from_text"
+    bl_label = "Shots from Text"
+    bl_options = {"REGISTER", "UNDO"}
+    text: StringProperty(name="Text", description="Text block name (default: the storyboard's)")
+    replace: BoolProperty(name="Replace", default=True, description="Remove shots the text does not name")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        storyboard = storyboard_of(context)
+        block = bpy.data.texts.get(self.text) if self.text else storyboard.text
+        if block is None:
+            storyboard.message = f"No text block {self.text!r}" if self.text else "Pick a text block of shots first"
+            self.report({"ERROR"}, storyboard.message)
+            return {"CANCELLED"}
+        try:
+            lines = parse_shot_text(block.as_string())
+        except InputError as error:
+            storyboard.message = f"Text '{block.name}' {error}"
+            self.report({"ERROR"}, storyboard.message)
+            return {"CANCELLED"}
+        if not lines:
+            storyboard.message = f"Text '{block.name}' has no shot lines ('Shot name: description')"
+            self.report({"ERROR"}, storyboard.message)
+            return {"CANCELLED"}
+        existing = {s.name: (s.frame_start, s.frame_end) for s in storyboard.shots}
+        ranges = shots_from_text(lines, existing, context.scene.frame_start, storyboard.default_length)
+        apply_ranges(storyboard, ranges, self.replace)
+        storyboard.message = f"{len(ranges)} shots from text '{block.name}'"
+        return {"FINISHED"}
+
+
+class REGIA_OT_storyboard_shot_add(bpy.types.Operator):
+    """Add a shot after the last one, with the scene's camera"""
+
+    bl_idname = "regia.storyboard_shot_add"
+    bl_label = "Add Shot"
+    bl_options = {"REGISTER", "UNDO"}
+    name: StringProperty(name="Name")
+    description: StringProperty(name="Description")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        storyboard = storyboard_of(context)
+        start = max((s.frame_end + 1 for s in storyboard.shots), default=context.scene.frame_start)
+        shot = storyboard.shots.add()
+        shot.name = self.name or f"Shot {len(storyboard.shots)}"
+        shot.uid, shot.description, shot.camera = new_uid(), self.description, context.scene.camera
+        shot.frame_start, shot.frame_end = start, start + storyboard.default_length - 1
+        storyboard.active_shot = len(storyboard.shots) - 1
+        return {"FINISHED"}
+
+
+class REGIA_OT_storyboard_shot_remove(_ShotOperator):
+    """Remove the shot and its strip (its images stay in the file)"""
+
+    bl_idname = "regia.storyboard_shot_remove"
+    bl_label = "Remove Shot"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        storyboard, shot = storyboard_of(context), self.shot(context)
+        if shot is None:
+            return {"CANCELLED"}
+        storyboard_runtime.cancel(context.scene, shot.uid)
+        remove_shot(context.scene, shot.uid)
+        storyboard.shots.remove(list(storyboard.shots).index(shot))
+        storyboard.active_shot = min(storyboard.active_shot, len(storyboard.shots) - 1)
+        return {"FINISHED"}
+
+
+class REGIA_OT_storyboard_shot_move(bpy.types.Operator):
+    """Move the active shot up or down the list"""
+
+    bl_idname = "regia.storyboard_shot_move"
+    bl_label = "Move Shot"
+    bl_options = {"REGISTER", "UNDO"}
+    direction: EnumProperty(items=[("UP", "Up", ""), ("DOWN", "Down", "")])
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        storyboard = storyboard_of(context)
+        i = storyboard.active_shot
+        j = i - 1 if self.direction == "UP" else i + 1
+        if not (0 <= i < len(storyboard.shots) and 0 <= j < len(storyboard.shots)):
+            return {"CANCELLED"}
+        storyboard.shots.move(i, j)
+        storyboard.active_shot = j
+        return {"FINISHED"}
+
+
+# ---- the style's images, a shot's guides and regions ---------------------------------------------------------------
+
+
+class REGIA_OT_storyboard_style_image_add(bpy.types.Operator):
+    """Add a style image every shot takes its colours and textures from"""
+
+    bl_idname = "regia.storyboard_style_image_add"
+    bl_label = "Add Style Image"
+    bl_options = {"REGISTER", "UNDO"}
+    image: StringProperty(name="Image", description="Image name (empty: pick it in the list)")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        storyboard = storyboard_of(context)
+        image = bpy.data.images.get(self.image) if self.image else None
+        if self.image and image is None:
+            self.report({"ERROR"}, f"image: no image called {self.image!r}")
+            return {"CANCELLED"}
+        storyboard.style_images.add().image = image
+        storyboard.active_style_image = len(storyboard.style_images) - 1
+        return {"FINISHED"}
+
+
+class REGIA_OT_storyboard_style_image_remove(bpy.types.Operator):
+    """Remove the active style image"""
+
+    bl_idname = "regia.storyboard_style_image_remove"
+    bl_label = "Remove Style Image"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        storyboard = storyboard_of(context)
+        if not 0 <= storyboard.active_style_image < len(storyboard.style_images):
+            return {"CANCELLED"}
+        storyboard.style_images.remove(storyboard.active_style_image)
+        storyboard.active_style_image = min(storyboard.active_style_image, len(storyboard.style_images) - 1)
+        return {"FINISHED"}
+
+
+class REGIA_OT_storyboard_guide_add(_ShotOperator):
+    """Add a guide of the shot's own (on top of the storyboard's style)"""
+
+    bl_idname = "regia.storyboard_guide_add"
+    bl_label = "Add Shot Guide"
+    bl_options = {"REGISTER", "UNDO"}
+    kind: EnumProperty(name="Kind", items=GUIDE_KIND_ITEMS, default="STYLE")
+    text: StringProperty(name="Text")
+    image: StringProperty(name="Image", description="Image name")
+    weight: FloatProperty(name="Weight", default=1.0, min=0.0, max=100.0)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        shot = self.shot(context)
+        image = bpy.data.images.get(self.image) if self.image else None
+        if shot is None or (self.image and image is None):
+            self.report({"ERROR"}, f"image: no image called {self.image!r}" if shot else "No shot selected")
+            return {"CANCELLED"}
+        guide = shot.guides.add()
+        guide.kind, guide.text, guide.weight, guide.image = self.kind, self.text, self.weight, image
+        shot.active_guide = len(shot.guides) - 1
+        return {"FINISHED"}
+
+
+class REGIA_OT_storyboard_guide_remove(_ShotOperator):
+    """Remove the shot's active guide"""
+
+    bl_idname = "regia.storyboard_guide_remove"
+    bl_label = "Remove Shot Guide"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        shot = self.shot(context)
+        if shot is None or not 0 <= shot.active_guide < len(shot.guides):
+            return {"CANCELLED"}
+        shot.guides.remove(shot.active_guide)
+        shot.active_guide = min(shot.active_guide, len(shot.guides) - 1)
+        return {"FINISHED"}
+
+
+class REGIA_OT_storyboard_region_add(_ShotOperator):
+    """Add a region to the shot: a layer of a Mask, or a new paint layer the storyboard's size (white is in)"""
+
+    bl_idname = "regia.storyboard_region_add"
+    bl_label = "Add Shot Region"
+    bl_options = {"REGISTER", "UNDO"}
+    source: EnumProperty(items=[("PAINT", "Paint layer", ""), ("MASK_LAYER", "Mask layer", "")], default="PAINT")
+    mask: StringProperty(name="Mask")
+    layer: StringProperty(name="Layer")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        storyboard, shot = storyboard_of(context), self.shot(context)
+        if shot is None:
+            return {"CANCELLED"}
+        region = shot.regions.add()
+        region.source = self.source
+        if self.source == "PAINT":
+            region.name = f"paint {len(shot.regions)}"
+            size = (storyboard.width, storyboard.height)
+            region.paint_image = new_image(f"{shot.name} {region.name}", *size, color=(0, 0, 0, 1), alpha=False)
+        else:
+            region.name = self.layer or "region"
+            region.mask, region.layer = bpy.data.masks.get(self.mask), self.layer
+        shot.active_region = len(shot.regions) - 1
+        return {"FINISHED"}
+
+
+class REGIA_OT_storyboard_region_remove(_ShotOperator):
+    """Remove the shot's active region"""
+
+    bl_idname = "regia.storyboard_region_remove"
+    bl_label = "Remove Shot Region"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        shot = self.shot(context)
+        if shot is None or not 0 <= shot.active_region < len(shot.regions):
+            return {"CANCELLED"}
+        shot.regions.remove(shot.active_region)
+        shot.active_region = min(shot.active_region, len(shot.regions) - 1)
+        return {"FINISHED"}
+
+
+class REGIA_OT_storyboard_blockout(_ShotOperator):
+    """Render the shot's blockout now (Cycles, CPU, a few samples) to see what will guide it"""
+
+    bl_idname = "regia.storyboard_blockout"
+    bl_label = "Render Blockout"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        storyboard, shot = storyboard_of(context), self.shot(context)
+        try:
+            store(shot, render_blockout(context.scene, shot, storyboard.width, storyboard.height))
+        except (InputError, RuntimeError) as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+# ---- generating -------------------------------------------------------------------------------------------------
+
+
+def generate(operator: bpy.types.Operator, context: bpy.types.Context, shots: list) -> set[str]:
+    """Queue one job per shot. Shots that cannot be built fail with their reason; the rest go to the engine."""
+    scene, storyboard = context.scene, storyboard_of(context)
+    ensure_uids(storyboard)
+    shots = [shot for shot in shots if not storyboard_runtime.is_running(scene, shot.uid)]
+    if not shots:
+        operator.report({"WARNING"}, "Every shot is already queued or running")
+        return {"CANCELLED"}
+    try:
+        prepared = prepare(scene, shots)
+    except InputError as error:
+        storyboard.message = str(error)
+        operator.report({"ERROR"}, storyboard.message)
+        return {"CANCELLED"}
+    for uid, message in prepared.errors.items():
+        shot = storyboard_runtime.find_shot(scene, uid)
+        shot.job.state, shot.job.error_kind, shot.job.message = "FAILED", "INPUT", message
+    if not prepared.uids:
+        storyboard.message = "No shot could be built: " + "; ".join(prepared.errors.values())
+        operator.report({"ERROR"}, storyboard.message)
+        return {"CANCELLED"}
+    try:
+        runtime.ensure_engine()
+    except (EngineError, EngineStartError) as error:
+        for uid in prepared.uids:
+            shot = storyboard_runtime.find_shot(scene, uid)
+            shot.job.state, shot.job.error_kind, shot.job.message = "FAILED", "UNREACHABLE", str(error)
+        storyboard.message = str(error)
+        operator.report({"ERROR"}, storyboard.message)
+        return {"CANCELLED"}
+    for index, uid in enumerate(prepared.uids):
+        spec = shot_spec(prepared.storyboard, index)
+        shot = storyboard_runtime.find_shot(scene, uid)
+        storyboard_runtime.submit(scene, shot, spec, spec_blobs(spec, prepared.blobs))
+    storyboard_runtime.poll()
+    count = len(prepared.uids)
+    storyboard.message = f"{count} shot{'s' if count != 1 else ''} queued"
+    if prepared.errors:
+        storyboard.message += f"; {len(prepared.errors)} could not be built: " + "; ".join(prepared.errors.values())
+    operator.report({"WARNING"} if prepared.errors else {"INFO"}, storyboard.message)
+    return {"FINISHED"}
+
+
+class REGIA_OT_storyboard_generate(bpy.types.Operator):
+    """Generate every shot in the shared style: one engine job per shot, all queued at once"""
+
+    bl_idname = "regia.storyboard_generate"
+    bl_label = "Generate Storyboard"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return len(storyboard_of(context).shots) > 0
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        return generate(self, context, list(storyboard_of(context).shots))
+
+
+class REGIA_OT_storyboard_regenerate_shot(_ShotOperator):
+    """Generate this shot again: a new version, which replaces its strip (the old one stays in its history)"""
+
+    bl_idname = "regia.storyboard_regenerate_shot"
+    bl_label = "Regenerate Shot"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        shot = self.shot(context)
+        return {"CANCELLED"} if shot is None else generate(self, context, [shot])
+
+
+class REGIA_OT_storyboard_cancel(bpy.types.Operator):
+    """Cancel every queued or running shot of this storyboard"""
+
+    bl_idname = "regia.storyboard_cancel"
+    bl_label = "Cancel All"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        if not storyboard_runtime.cancel(context.scene):
+            self.report({"WARNING"}, "No shot is queued or running")
+            return {"CANCELLED"}
+        storyboard_runtime.poll()
+        return {"FINISHED"}
+
+
+# ---- results --------------------------------------------------------------------------------------------------
+
+
+class REGIA_OT_storyboard_use_version(_ShotOperator):
+    """Make this version the shot's image again (its strip shows it)"""
+
+    bl_idname = "regia.storyboard_use_version"
+    bl_label = "Use Version"
+    bl_options = {"REGISTER", "UNDO"}
+    version: IntProperty(default=-1, options={"SKIP_SAVE"}, description="-1: the shot's active version")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        shot = self.shot(context)
+        if shot is None:
+            return {"CANCELLED"}
+        version = shot.active_version if self.version < 0 else self.version
+        if not 0 <= version < len(shot.versions) or shot.versions[version].image is None:
+            return {"CANCELLED"}
+        use_version(context.scene, shot, version)
+        return {"FINISHED"}
+
+
+class REGIA_OT_storyboard_open_shot(_ShotOperator):
+    """Make the shot's image Regia's target and show it in an image editor, to refine it region by region"""
+
+    bl_idname = "regia.storyboard_open_shot"
+    bl_label = "Open in Image Editor"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        shot = self.shot(context)
+        if shot is None or shot.image is None:
+            self.report({"ERROR"}, "The shot has no image yet: generate it first")
+            return {"CANCELLED"}
+        context.scene.regia_target = shot.image
+        if not _show_in_an_image_editor(context, shot.image):
+            self.report({"INFO"}, f"'{shot.image.name}' is Regia's target: open an Image Editor to refine it")
+        return {"FINISHED"}
+
+
+def _show_in_an_image_editor(context: bpy.types.Context, image: bpy.types.Image) -> bool:
+    """This area if it is an image editor, else the first unpinned one on screen."""
+    areas = [context.area] if context.area is not None and context.area.type == "IMAGE_EDITOR" else []
+    screen = getattr(context, "screen", None)
+    areas += [a for a in (screen.areas if screen else ()) if a.type == "IMAGE_EDITOR"]
+    for area in areas:
+        space = area.spaces.active
+        if not space.use_image_pin:
+            space.image = image
+            area.tag_redraw()
+            return True
+    return False
+
+
+class REGIA_OT_storyboard_export(bpy.types.Operator):
+    """Export the storyboard: storyboard.json (renders without Blender: python -m engine storyboard), a numbered PNG
+    per shot and a contact sheet"""
+
+    bl_idname = "regia.storyboard_export"
+    bl_label = "Export Storyboard"
+    directory: StringProperty(name="Folder", subtype="DIR_PATH")
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return len(storyboard_of(context).shots) > 0
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        self.directory = str(shots_folder(context.scene) / "export") + "/"
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        storyboard = storyboard_of(context)
+        folder = Path(bpy.path.abspath(self.directory)) if self.directory else shots_folder(context.scene) / "export"
+        try:
+            exported = export(context.scene, folder)
+        except (InputError, OSError) as error:
+            storyboard.message = f"Export failed: {error}"
+            self.report({"ERROR"}, storyboard.message)
+            return {"CANCELLED"}
+        storyboard.message = f"Exported {len(exported.shots)} shots to {folder}"
+        if exported.missing:
+            storyboard.message += f" (no image yet: {', '.join(exported.missing)})"
+        self.report({"INFO"}, storyboard.message)
+        return {"FINISHED"}
+
+
+CLASSES: tuple[type, ...] = (
+    REGIA_OT_storyboard_from_markers,
+    REGIA_OT_storyboard_from_text,
+    REGIA_OT_storyboard_shot_add,
+    REGIA_OT_storyboard_shot_remove,
+    REGIA_OT_storyboard_shot_move,
+    REGIA_OT_storyboard_style_image_add,
+    REGIA_OT_storyboard_style_image_remove,
+    REGIA_OT_storyboard_guide_add,
+    REGIA_OT_storyboard_guide_remove,
+    REGIA_OT_storyboard_region_add,
+    REGIA_OT_storyboard_region_remove,
+    REGIA_OT_storyboard_blockout,
+    REGIA_OT_storyboard_generate,
+    REGIA_OT_storyboard_regenerate_shot,
+    REGIA_OT_storyboard_cancel,
+    REGIA_OT_storyboard_use_version,
+    REGIA_OT_storyboard_open_shot,
+    REGIA_OT_storyboard_export,
+)

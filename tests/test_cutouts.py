@@ -8,11 +8,13 @@ import time
 import pytest
 import torch
 import torch.nn.functional as F
+from torchvision.ops import roi_align
 
 from engine.cutouts import (
     CutoutAugment,
     CutoutPlanner,
     RegionCutouts,
+    _SeparableRoiAverage,
     allocate_cutouts,
     make_cutouts,
     region_bounds,
@@ -258,6 +260,32 @@ def test_gradients_reach_the_image_only_inside_the_boxes():
     assert not (touched & ~allowed).any()
     assert touched[10:74, 20:84].all()  # a box shrunk by a whole factor averages every pixel in it
     assert touched[91:149, 101:159].float().mean() > 0.9
+
+
+def test_the_cpu_crop_is_roi_align_in_values_and_gradients():
+    """On the CPU the average crop is two matrix products per box; it must be torchvision's roi_align (aligned,
+    adaptive sampling) to float rounding: shrinking and enlarging, boxes past the image's edges, empty boxes."""
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 90, 130, requires_grad=True)
+    boxes = torch.tensor(
+        [
+            [0.0, 0.0, 90.0, 130.0],  # the whole image, shrunk
+            [10.3, 20.7, 33.1, 43.5],  # enlarged, fractional
+            [-4.0, 100.0, 40.0, 140.0],  # past the top and right edges
+            [89.0, 129.0, 90.0, 130.0],  # the last pixel
+            [5.0, 5.0, 5.0, 30.0],  # no height
+            [0.0, 0.0, 64.0, 128.0],  # exactly two and four pixels per cell
+            [95.0, 10.0, 120.0, 30.0],  # wholly below the image: reads nothing
+        ]
+    )
+    rois = torch.cat([torch.zeros(len(boxes), 1), boxes[:, [1, 0, 3, 2]]], 1)
+    expected = roi_align(image, rois, 32, aligned=True)
+    actual = _SeparableRoiAverage.apply(image, boxes, 32)
+    torch.testing.assert_close(actual, expected, atol=1e-6, rtol=0)
+    grad = torch.randn_like(expected)
+    (want,) = torch.autograd.grad(expected, image, grad)
+    (got,) = torch.autograd.grad(actual, image, grad)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
 # ---------------------------------------------------------------- the whole step

@@ -37,25 +37,31 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import resource
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
+from _harness import (
+    Timings,
+    cpu_model,  # noqa: F401  (first_preview.py and server_latency.py import it from here)
+    load_warning,
+    machine_line,
+    peak_growth_mb,
+    run_child,
+    set_threads,
+    step_times,
+    time_round_robin,
+)
 from PIL import Image
 from skimage import data
 
-from engine.device import describe, pick_device
+from engine.device import pick_device
 from engine.job import PreparedJob, prepare_job
-from engine.optimize import Progress, run
+from engine.optimize import run
 from engine.refs import FolderSource
 from engine.runtime import tune_allocator
 from engine.spec import validate_spec
@@ -147,52 +153,6 @@ def all_cases(sizes: list[int]) -> list[Case]:
 # ---- timing -------------------------------------------------------------------------------
 
 
-@dataclass
-class Timings:
-    """Seconds per step, per round: wall clock, and CPU time of this process (all its threads)."""
-
-    wall: list[list[float]] = field(default_factory=list)
-    cpu: list[list[float]] = field(default_factory=list)
-
-    def median_ms(self, kind: str) -> float:
-        return 1000.0 * statistics.median(t for steps in getattr(self, kind) for t in steps)
-
-    def round_medians(self, kind: str) -> list[float]:
-        return [statistics.median(steps) for steps in getattr(self, kind)]
-
-
-def step_times(job: PreparedJob) -> tuple[list[float], list[float]]:
-    """(wall, cpu) seconds per step of one engine run, stamped by the progress callback that the
-    loop calls after every step; the first (warm-up) step is dropped."""
-    wall: list[float] = []
-    cpu: list[float] = []
-    cuda = job.device.type == "cuda"
-
-    def on_progress(progress: Progress) -> None:
-        if cuda:  # the loop already waits for the losses every step below 20 steps; make it certain
-            torch.cuda.synchronize(job.device)
-        wall.append(time.perf_counter())
-        cpu.append(time.process_time())
-
-    run(job, on_progress=on_progress)
-    return list(np.diff(wall)), list(np.diff(cpu))
-
-
-def time_round_robin(jobs: dict[Case, PreparedJob], rounds: int) -> dict[Case, Timings]:
-    """Every case runs once per round, the order rotated each round, so drifts in the machine's
-    load fall on all cases alike."""
-    cases = list(jobs)
-    samples = {case: Timings() for case in cases}
-    for round_index in range(rounds):
-        shift = round_index % len(cases)
-        for case in cases[shift:] + cases[:shift]:
-            wall, cpu = step_times(jobs[case])
-            samples[case].wall.append(wall)
-            samples[case].cpu.append(cpu)
-        print(f"  round {round_index + 1}/{rounds} done", file=sys.stderr, flush=True)
-    return samples
-
-
 def baseline_of(case: Case) -> Case:
     return Case(case.size, case.generator, BASELINE)
 
@@ -210,31 +170,6 @@ def round_ratios(samples: dict[Case, Timings], case: Case, kind: str = "wall") -
 # ---- peak memory (on CPU, a child process per case) -------------------------------------------------
 
 
-def _proc_status_mb(key: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) / 1024.0  # kB
-    raise KeyError(key)
-
-
-def _reset_peak_rss() -> float | None:
-    """Linux: reset this process's RSS high-water mark (VmHWM) and return the RSS now, in MB.
-
-    ru_maxrss cannot serve here: Linux carries the parent's high-water mark into a forked child,
-    and the parent holds every prepared job, so the child would start above its own peak.
-    """
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return _proc_status_mb("VmRSS")
-    except (OSError, KeyError):
-        return None
-
-
-def _maxrss_mb() -> float:
-    scale = 1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0  # bytes on macOS, KiB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
-
-
 def _warm_up(case: Case, assets: Path, device: torch.device) -> None:
     """Run the same configuration once on a tiny canvas, so that lazy imports, kernels, thread
     pools and the shared feature net are in place: the baseline is an engine that has run a job."""
@@ -244,17 +179,7 @@ def _warm_up(case: Case, assets: Path, device: torch.device) -> None:
 def measure_memory(case: Case, assets: Path, steps: int, device: torch.device) -> float:
     """Peak MB of preparing and running one job, above the idle (warmed-up) process."""
     _warm_up(case, assets, device)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
-        run(prepare(case, assets, steps, device))
-        torch.cuda.synchronize(device)
-        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
-    rss = _reset_peak_rss()
-    before = rss if rss is not None else _maxrss_mb()
-    run(prepare(case, assets, steps, device))
-    return (_proc_status_mb("VmHWM") if rss is not None else _maxrss_mb()) - before
+    return peak_growth_mb(device, lambda: run(prepare(case, assets, steps, device)))
 
 
 def peak_memory(case: Case, assets: Path, args: argparse.Namespace, device: torch.device) -> float:
@@ -265,43 +190,12 @@ def peak_memory(case: Case, assets: Path, args: argparse.Namespace, device: torc
 
 
 def memory_in_child(case: Case, assets: Path, args: argparse.Namespace, device: torch.device) -> float:
-    command = [sys.executable, __file__, "--child", json.dumps(asdict(case)), "--assets", str(assets)]
-    command += ["--steps", str(args.memory_steps), "--device", str(device), "--threads", str(args.threads)]
-    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return float(json.loads(out.strip().splitlines()[-1])["peak_mb"])
+    arguments = ["--child", json.dumps(asdict(case)), "--assets", str(assets)]
+    arguments += ["--steps", str(args.memory_steps), "--device", str(device), "--threads", str(args.threads)]
+    return float(run_child(__file__, arguments)["peak_mb"])
 
 
 # ---- report -------------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_line(device: torch.device) -> str:
-    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    return (
-        f"machine: {cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} torch threads, device {describe(device)}, python {platform.python_version()}, "
-        f"load average {load}"
-    )
-
-
-def load_warning(device: torch.device) -> str | None:
-    cpus = os.cpu_count() or 1
-    load = os.getloadavg()[0]
-    if device.type != "cpu" or load < cpus:
-        return None
-    return (
-        f"warning: load average {load:.1f} on {cpus} CPUs: other processes compete for the cores; "
-        "wall times are inflated, and with several torch threads erratic (try --threads 1)"
-    )
 
 
 def table(samples: dict[Case, Timings], memory: dict[Case, float], device: torch.device) -> str:
@@ -359,11 +253,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def set_threads(threads: int) -> None:
-    if threads > 0:
-        torch.set_num_threads(threads)
-
-
 def child_main(args: argparse.Namespace) -> None:
     case = Case(**json.loads(args.child))
     peak = measure_memory(case, args.assets, args.steps + 1, pick_device(args.device))
@@ -393,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
         write_assets(assets, [WARM_UP_SIZE, *args.sizes])
         cases = all_cases(args.sizes)
         jobs = {case: prepare(case, assets, args.steps + 1, device) for case in cases}
-        samples = time_round_robin(jobs, args.rounds)
+        samples = time_round_robin({case: partial(step_times, job) for case, job in jobs.items()}, args.rounds)
         del jobs
         memory: dict[Case, float] = {}
         if not args.no_memory:

@@ -90,7 +90,9 @@ def text_target(bundle: ClipBundle, prompt: str) -> torch.Tensor:
     return bundle.encode_texts([prompt])[0]
 
 
-def _mean_embedding(bundle: ClipBundle, sampler: Sampler, image: torch.Tensor, weights: torch.Tensor, seed: int):
+def _mean_embedding(
+    bundle: ClipBundle, sampler: Sampler, image: torch.Tensor, weights: torch.Tensor, seed: int
+) -> torch.Tensor:
     """The normalised mean embedding of an image's cutouts (inside `weights`), computed once per job."""
     with torch.no_grad():
         cut = sampler(REFERENCE_CUTOUTS)(image, weights, torch.Generator().manual_seed(seed))

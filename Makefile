@@ -20,7 +20,7 @@ help:
 	@echo "make engine-demo  the same kind of job on the engine alone (python -m engine demo); out/engine-demo/"
 	@echo "make test       ruff check, then the whole test suite (what .ci/run calls)"
 	@echo "make venv       create .venv and install the engine with its dev extra"
-	@echo "make test-bpy42 the add-on tests under Blender 4.2 LTS too (installs bpy 4.2 into .venv-bpy42, ~1 GB)"
+	@echo "make test-bpy42 the add-on and storyboard e2e tests under Blender 4.2 LTS too (installs bpy 4.2 into .venv-bpy42, ~1 GB)"
 	@echo "make lint       ruff check and ruff format --check"
 	@echo "make format     ruff format and ruff check --fix"
 	@echo "make bench      run every bench/*.py script"
@@ -55,7 +55,7 @@ $(BPY42)/.installed:
 	touch $@
 
 test-bpy42: $(STAMP) $(BPY42)/.installed
-	REGIA_EXTRA_BPY_PYTHONS=$(CURDIR)/$(BPY42)/bin/python $(PY) -m pytest tests/test_addon_e2e.py $(PYTEST_ARGS)
+	REGIA_EXTRA_BPY_PYTHONS=$(CURDIR)/$(BPY42)/bin/python $(PY) -m pytest tests/test_addon_e2e.py tests/test_storyboard_addon.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

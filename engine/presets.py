@@ -63,8 +63,17 @@ def apply_preset(spec: JobSpec, folder: Path | None = None) -> JobSpec:
     if preset.palette and preset.palette_weight != 0 and not any(g.kind == "palette" for g in guides):
         guides.append(PaletteGuide(kind="palette", colors=preset.palette, weight=preset.palette_weight))
     if spec.models.clip is not None:  # the style prompt needs CLIP; without a model the preset still gives the rest
-        guides.extend(style_prompts(preset, [g.prompt for g in spec.guides if g.kind == "text" and g.weight > 0]))
+        # Idempotent, like the palette: a spec whose preset was applied already (spec.resolved.json) gains nothing.
+        guides.extend(g for g in style_prompts(preset, _subject(spec.guides)) if g not in guides)
     return spec.model_copy(update={"losses": losses, "guides": guides})
+
+
+def _subject(guides: list) -> list[str]:
+    """The job's own subject: its strongest positive text prompts (a storyboard's shot description at 1 rather
+    than its style prompt at 0.5, which would otherwise be wrapped inside the preset's)."""
+    positive = [g for g in guides if g.kind == "text" and g.weight > 0]
+    strongest = max((g.weight for g in positive), default=0.0)
+    return [g.prompt for g in positive if g.weight == strongest]
 
 
 def style_prompts(preset: Preset, prompts: list[str]) -> list[TextGuide]:

@@ -163,3 +163,22 @@ def test_unknown_preset_lists_the_known_ones():
     error = jobkit.spec_error(apply_preset, spec_with(preset="pastel"), field="preset")
     assert error.value == "pastel"
     assert error.allowed == ", ".join(known_presets())
+
+
+def test_style_prompt_wraps_the_strongest_prompt_and_applies_once():
+    clip = {"clip": {"name": "regia-tiny", "weights": "random"}}
+    guides = [
+        {"kind": "text", "prompt": "a lighthouse", "weight": 1.0},
+        {"kind": "text", "prompt": "a woodcut of a lighthouse", "weight": 0.5},
+    ]
+    spec = validate_spec(jobkit.spec(48, preset="watercolour", models=clip, guides=guides))
+    once = apply_preset(spec)
+    prompts = [g.prompt for g in once.guides if g.kind == "text"]
+    assert "a watercolour painting of a lighthouse, soft washes, wet-on-wet, textured paper" in prompts
+    assert not any("painting of a woodcut" in p for p in prompts)
+    assert apply_preset(once).guides == once.guides  # a resolved spec run again gains nothing
+    assert [
+        g
+        for g in apply_preset(validate_spec(jobkit.spec(48, preset="watercolour", guides=guides))).guides
+        if g.kind == "text"
+    ] == [g for g in spec.guides if g.kind == "text"]  # no CLIP model: no style prompt

@@ -18,6 +18,7 @@ import secrets
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,12 +161,14 @@ class ManagedEngine:
         data_dir: str | os.PathLike[str],
         device: str = "auto",
         env: dict[str, str] | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.python = str(Path(python).expanduser()) if str(python).strip() else ""  # Path("") would be "."
         self.root = Path(root).resolve()
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.device = device
         self.extra_env = dict(env or {})
+        self.extra_args = list(extra_args)  # more `serve` options, e.g. ["--clip", "ViT-B-32:laion2b_s34b_b79k"]
         self.token = ""
         self.base_url: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -191,7 +194,7 @@ class ManagedEngine:
 
     def command(self, parent_pid: int = 0) -> list[str]:
         args = ["serve", "--port", "0", "--port-file", str(self.port_file), "--token", self.token]
-        args += ["--data-dir", str(self.data_dir), "--device", self.device]
+        args += ["--data-dir", str(self.data_dir), "--device", self.device, *self.extra_args]
         return [self.python, "-c", BOOTSTRAP, str(parent_pid), *args]
 
     def _environment(self) -> dict[str, str]:

@@ -181,7 +181,7 @@ def _file_error(name: str, weights: str, problem: str) -> SpecError:
     )
 
 
-def check_clip_available(name: str, weights: str) -> SpecError | None:
+def check_clip_available(name: str, weights: str, allow_download: bool = True) -> SpecError | None:
     """Why these weights cannot be used on this machine now, or None. No model build, no network."""
     problem = _name_error(name)
     if problem is not None:
@@ -192,10 +192,13 @@ def check_clip_available(name: str, weights: str) -> SpecError | None:
     if kind == "file":
         path = checkpoint_path(weights)
         return None if path.is_file() else _file_error(name, weights, f"there is no file {path}")
-    if kind == "tag" and cached_tag_file(name, weights) is None and offline():
-        return missing_tag_error(name, weights, "the engine is offline and they are not in the cache")
-    # Online, a tag not cached yet is fetched when the job loads it (load_clip -> fetch_clip), before any step;
-    # an unreachable hub fails there, after one quick probe, with the same message.
+    if kind == "tag" and cached_tag_file(name, weights) is None:
+        # Online, a job fetches an uncached tag when it loads it (load_clip -> fetch_clip), before any step; an
+        # unreachable hub fails there, after one quick probe, with the same message. /health asks what is here now.
+        if offline():
+            return missing_tag_error(name, weights, "the engine is offline and they are not in the cache")
+        if not allow_download:
+            return missing_tag_error(name, weights, "they are not in the cache yet (a job would download them)")
     return None
 
 

@@ -106,7 +106,10 @@ def test_mask_layers_paint_layers_and_colour_keys_give_the_expected_masks(run: d
 def test_the_status_line_comes_from_health(run: dict[str, Any]) -> None:
     health = run["health"]
     assert health["state"] == "ready"
-    assert "on cpu" in health["message"] and "models" in health["message"], health
+    message = health["message"]
+    assert "on cpu" in message, health
+    assert "models present: regia-tiny:random" in message, health
+    assert "models missing: ViT-B-32:laion2b_s34b_b79k" in message and "fetch-models" in message, health
 
 
 def test_every_panel_draws_with_existing_properties_and_operators(run: dict[str, Any]) -> None:

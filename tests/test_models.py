@@ -297,6 +297,9 @@ def test_online_an_uncached_tag_is_left_to_the_download_at_load(model_cache, mon
     monkeypatch.delenv("REGIA_OFFLINE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     assert check_clip_available(B32, B32_TAG) is None
+    # ...but it is not on this machine now, which is what /health reports.
+    here = check_clip_available(B32, B32_TAG, allow_download=False)
+    assert here is not None and "not in the cache yet" in here.detail
 
 
 def test_a_download_from_an_unreachable_hub_fails_fast_with_the_same_error(model_cache, monkeypatch):

@@ -39,6 +39,11 @@ def python_path(prefs: bpy.types.AddonPreferences) -> str:
     return bpy.path.abspath(prefs.python_path).strip() or os.environ.get(PYTHON_ENV, "").strip()
 
 
+def clip_models(text: str) -> list[str]:
+    """'ViT-B-32:laion2b_s34b_b79k, regia-tiny:random' -> the NAME:WEIGHTS pairs, for `serve --clip`."""
+    return [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
+
+
 def start() -> None:
     """Start the managed engine (non-blocking). Raises EngineStartError with a readable message when it cannot."""
     global _managed
@@ -50,7 +55,8 @@ def start() -> None:
             "installed (e.g. the .venv/bin/python made by `make venv` in Regia's source folder)"
         )
     stop()
-    _managed = ManagedEngine(python, EXTENSION_ROOT, user_dir("engine-data"), device=prefs.device)
+    extra = [arg for model in clip_models(prefs.clip_models) for arg in ("--clip", model)]
+    _managed = ManagedEngine(python, EXTENSION_ROOT, user_dir("engine-data"), device=prefs.device, extra_args=extra)
     _managed.start()
     status.state, status.message, status.health = "starting", f"Starting the engine with {python}", None
 
@@ -118,8 +124,13 @@ def refresh_health() -> str:
         return status.message
     status.health = health
     models = health.get("models", {})
-    missing = models.get("missing") or []
+    present, missing = models.get("present") or [], models.get("missing") or []
     line = f"Engine {health.get('version', '?')} on {health.get('device', '?')}"
-    line += f", models missing: {', '.join(missing)}" if missing else ", models ready"
+    if present:
+        line += f"; models present: {', '.join(present)}"
+    if missing:
+        line += f"; models missing: {', '.join(missing)} (python -m engine fetch-models NAME:TAG)"
+    if not present and not missing:
+        line += "; no CLIP models configured (style, content, scribble, outline and palette guides need none)"
     status.message = line
     return line

@@ -35,6 +35,11 @@ class RegiaPreferences(bpy.types.AddonPreferences):
         ],
         default="auto",
     )
+    clip_models: StringProperty(
+        name="CLIP models",
+        description="NAME:WEIGHTS pairs the managed engine reports on (present or missing), separated by commas, "
+        "e.g. ViT-B-32:laion2b_s34b_b79k",
+    )
     remote_url: StringProperty(name="URL", default="http://127.0.0.1:8765")
     remote_token: StringProperty(name="Token", subtype="PASSWORD")
 
@@ -44,6 +49,7 @@ class RegiaPreferences(bpy.types.AddonPreferences):
         if self.engine_mode == "MANAGED":
             layout.prop(self, "python_path")
             layout.prop(self, "device")
+            layout.prop(self, "clip_models")
             layout.label(text=f"Engine source: {EXTENSION_ROOT / 'engine'}")
         else:
             layout.prop(self, "remote_url")

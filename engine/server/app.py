@@ -118,7 +118,7 @@ def models_report(config: ServerConfig) -> dict[str, list[str]]:
     from ..models import check_clip_available
 
     for name, weights in dict.fromkeys(pairs):
-        available = check_clip_available(name, weights) is None
+        available = check_clip_available(name, weights, allow_download=False) is None
         report["present" if available else "missing"].append(f"{name}:{weights}")
     return report
 
@@ -187,7 +187,7 @@ def create_app(config: ServerConfig, log: JsonLog | None = None) -> FastAPI:
         from ..models import check_clip_available
 
         for name, weights in configured_models(config):
-            problem = check_clip_available(name, weights)
+            problem = check_clip_available(name, weights, allow_download=False)
             if problem is not None:
                 log.write("model missing", model=f"{name}:{weights}", error=str(problem))
 

@@ -416,6 +416,7 @@ def main() -> None:
     assert "torch" not in sys.modules
     prefs().python_path = PYTHON
     prefs().device = "cpu"
+    prefs().clip_models = "regia-tiny:random, ViT-B-32:laion2b_s34b_b79k"  # the status line reports on these
     target = build_scene()
     for phase in PHASES:
         globals()[f"phase_{phase}"](target)

@@ -361,24 +361,32 @@ def validate_spec(data: Any) -> JobSpec:
         raise SpecErrors([_convert(e) for e in exc.errors(include_url=False)]) from None
 
 
-def parse_spec_json(text: str, source: str = "spec") -> JobSpec:
+def decode_json(text: str, source: str) -> Any:
+    """JSON text as Python data, or SpecErrors saying where it stops being JSON (`source` names the input)."""
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise SpecErrors(
             [SpecError(source, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
         ) from None
-    return validate_spec(data)
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """A spec-like file's text, or SpecErrors naming `what` it is and why it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecErrors([SpecError(what, f"file not found: {path}")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecErrors([SpecError(what, f"cannot read {path}: {exc}")]) from None
+
+
+def parse_spec_json(text: str, source: str = "spec") -> JobSpec:
+    return validate_spec(decode_json(text, source))
 
 
 def load_spec_file(path: Path) -> JobSpec:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecErrors([SpecError("spec", f"file not found: {path}")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecErrors([SpecError("spec", f"cannot read {path}: {exc}")]) from None
-    return parse_spec_json(text, source=str(path))
+    return parse_spec_json(read_text_file(path, "spec"), source=str(path))
 
 
 def json_schema() -> dict[str, Any]:

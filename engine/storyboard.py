@@ -45,6 +45,8 @@ from .spec import (
     Weight,
     _convert,
     _unwrap,
+    decode_json,
+    read_text_file,
     validate_spec,
 )
 
@@ -204,23 +206,11 @@ def validate_storyboard(data: Any) -> Storyboard:
 
 
 def parse_storyboard_json(text: str, source: str = "storyboard") -> Storyboard:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SpecErrors(
-            [SpecError(source, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
-        ) from None
-    return validate_storyboard(data)
+    return validate_storyboard(decode_json(text, source))
 
 
 def load_storyboard_file(path: Path) -> Storyboard:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecErrors([SpecError("storyboard", f"file not found: {path}")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecErrors([SpecError("storyboard", f"cannot read {path}: {exc}")]) from None
-    return parse_storyboard_json(text, source=str(path))
+    return parse_storyboard_json(read_text_file(path, "storyboard"), source=str(path))
 
 
 # ---- one shot as a job ------------------------------------------------------------------

@@ -12,6 +12,7 @@ from ..spec_builder import InputError, build_job
 from . import engine, runtime, snapshot
 from .images import new_image, read_rgba, show_in_editors, size_of, write_rgba
 from .inputs import job_input, region_mask
+from .lists import remove_active
 from .props import GUIDE_KIND_ITEMS
 
 # Colour keys offered in turn for new colour-key regions: far apart, easy to paint, easy to tell apart.
@@ -215,12 +216,8 @@ class REGIA_OT_region_remove(_TargetOperator):
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        settings = target_image(context).regia
-        if not settings.regions:
-            return {"CANCELLED"}
-        settings.regions.remove(settings.active_region)
-        settings.active_region = min(settings.active_region, len(settings.regions) - 1)
-        return {"FINISHED"}
+        removed = remove_active(target_image(context).regia, "regions", "active_region")
+        return {"FINISHED"} if removed else {"CANCELLED"}
 
 
 class REGIA_OT_region_move(_TargetOperator):
@@ -329,11 +326,8 @@ class REGIA_OT_guide_remove(_TargetOperator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         owner = _guide_owner(context, self.scope)
-        if owner is None or not owner.guides:
-            return {"CANCELLED"}
-        owner.guides.remove(owner.active_guide)
-        owner.active_guide = min(owner.active_guide, len(owner.guides) - 1)
-        return {"FINISHED"}
+        removed = owner is not None and remove_active(owner, "guides", "active_guide")
+        return {"FINISHED"} if removed else {"CANCELLED"}
 
 
 class REGIA_OT_guide_new_canvas(_TargetOperator):

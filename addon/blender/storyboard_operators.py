@@ -15,6 +15,7 @@ from ..spec_builder import InputError
 from ..storyboard import Marker, ShotRange, parse_shot_text, shot_spec, shots_from_markers, shots_from_text, spec_blobs
 from . import runtime, storyboard_runtime
 from .images import new_image
+from .lists import remove_active
 from .props import GUIDE_KIND_ITEMS
 from .storyboard_blockout import render_blockout, store
 from .storyboard_export import export
@@ -227,12 +228,8 @@ class REGIA_OT_storyboard_style_image_remove(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        storyboard = storyboard_of(context)
-        if not 0 <= storyboard.active_style_image < len(storyboard.style_images):
-            return {"CANCELLED"}
-        storyboard.style_images.remove(storyboard.active_style_image)
-        storyboard.active_style_image = min(storyboard.active_style_image, len(storyboard.style_images) - 1)
-        return {"FINISHED"}
+        removed = remove_active(storyboard_of(context), "style_images", "active_style_image")
+        return {"FINISHED"} if removed else {"CANCELLED"}
 
 
 class REGIA_OT_storyboard_guide_add(_ShotOperator):
@@ -267,11 +264,8 @@ class REGIA_OT_storyboard_guide_remove(_ShotOperator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         shot = self.shot(context)
-        if shot is None or not 0 <= shot.active_guide < len(shot.guides):
-            return {"CANCELLED"}
-        shot.guides.remove(shot.active_guide)
-        shot.active_guide = min(shot.active_guide, len(shot.guides) - 1)
-        return {"FINISHED"}
+        removed = shot is not None and remove_active(shot, "guides", "active_guide")
+        return {"FINISHED"} if removed else {"CANCELLED"}
 
 
 class REGIA_OT_storyboard_region_add(_ShotOperator):
@@ -310,11 +304,8 @@ class REGIA_OT_storyboard_region_remove(_ShotOperator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         shot = self.shot(context)
-        if shot is None or not 0 <= shot.active_region < len(shot.regions):
-            return {"CANCELLED"}
-        shot.regions.remove(shot.active_region)
-        shot.active_region = min(shot.active_region, len(shot.regions) - 1)
-        return {"FINISHED"}
+        removed = shot is not None and remove_active(shot, "regions", "active_region")
+        return {"FINISHED"} if removed else {"CANCELLED"}
 
 
 class REGIA_OT_storyboard_blockout(_ShotOperator):

@@ -93,21 +93,26 @@ def guide_input(guide: bpy.types.PropertyGroup) -> GuideInput:
     )
 
 
-def job_input(target: bpy.types.Image) -> JobInput:
-    settings = target.regia
-    size = size_of(target)
-    regions = [
+def region_inputs(owner: bpy.types.PropertyGroup, size: tuple[int, int]) -> list[RegionInput]:
+    """The enabled regions of a target's settings or a shot, masks at `size`, as the builder takes them.
+    `owner` also holds the region map that colour-key regions read."""
+    return [
         RegionInput(
             name=r.name,
-            mask=region_mask(r, settings, size),
+            mask=region_mask(r, owner, size),
             mode=r.mode,
             feather=_float(r.feather),
             strength=_float(r.strength),
             guides=[guide_input(g) for g in r.guides],
         )
-        for r in settings.regions
+        for r in owner.regions
         if r.enabled
     ]
+
+
+def job_input(target: bpy.types.Image) -> JobInput:
+    settings = target.regia
+    regions = region_inputs(settings, size_of(target))
     return JobInput(
         target_name=target.name,
         target=read_rgba(target),

@@ -8,10 +8,10 @@ from typing import Any
 
 import bpy
 
-from ..spec_builder import Blobs, GuideInput, InputError, RegionInput
+from ..spec_builder import Blobs, GuideInput, InputError
 from ..storyboard import ShotInput, StyleInput, shot_entry, storyboard_head
 from .images import read_rgba
-from .inputs import _float, guide_input, region_mask
+from .inputs import _float, guide_input, region_inputs
 from .storyboard_blockout import render_blockout, store
 from .storyboard_props import new_uid
 
@@ -73,18 +73,7 @@ def shot_input(scene: bpy.types.Scene, storyboard: bpy.types.PropertyGroup, shot
             guides.append(GuideInput(kind="CONTENT", weight=weight, image=blockout.render, image_name="blockout"))
         if shot.blockout in ("OUTLINE", "BOTH"):
             guides.append(GuideInput(kind="OUTLINE", weight=weight, image=blockout.outline, image_name="outline"))
-    regions = [
-        RegionInput(
-            name=region.name,
-            mask=region_mask(region, shot, canvas),
-            mode=region.mode,
-            feather=_float(region.feather),
-            strength=_float(region.strength),
-            guides=[guide_input(g) for g in region.guides],
-        )
-        for region in shot.regions
-        if region.enabled
-    ]
+    regions = region_inputs(shot, canvas)
     return ShotInput(
         name=shot.name,
         frame_start=shot.frame_start,

@@ -118,9 +118,9 @@ def refresh_health() -> str:
     try:
         health = engine.health()
     except EngineError as error:
-        status.health, status.message = None, str(error)
-        if is_managed():
-            status.state = "failed"
+        # A slow answer (a cold first request, a busy machine) says nothing about the engine being down: poll()
+        # marks a managed engine failed only when its process has ended. Jobs go on; Check asks again.
+        status.health, status.message = None, f"The engine did not report its status in time: {error}. Press Check."
         return status.message
     status.health = health
     models = health.get("models", {})

@@ -40,5 +40,4 @@ def test_the_main_job_runs_headless_through_blender(tmp_path: Path) -> None:
     spec = validate_spec(json.loads((out / "spec.json").read_text()))
     assert [r.name for r in spec.regions] == ["backdrop", "suit", "helmet", "face"]
     assert [r.mode for r in spec.regions] == ["edit", "edit", "embolden", "keep"]
-    assert "astronaut.regia.001" in result.stdout
     assert np.asarray(Image.open(out / "result.png")).std() > 10

@@ -160,9 +160,17 @@ class EngineClient:
     def status(self, job_id: str) -> dict[str, Any]:
         return self._json("GET", f"/jobs/{job_id}")
 
-    def jobs(self) -> list[dict[str, Any]]:
-        """Every job's status, oldest first."""
-        return self._json("GET", "/jobs")["jobs"]
+    def jobs(self, page_size: int = 500) -> list[dict[str, Any]]:
+        """Every job's status, oldest first, page by page (the server answers at most a page at a time)."""
+        found: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            query = f"/jobs?limit={page_size}" + (f"&after={cursor}" if cursor else "")
+            page = self._json("GET", query)
+            found += page["jobs"]
+            cursor = page.get("next")
+            if not cursor:
+                return found
 
     def preview(self, job_id: str, timeout: float | None = None) -> bytes | None:
         """The latest preview PNG, or None on a 404 (before the first one exists; polling treats it as "not yet")."""

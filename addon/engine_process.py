@@ -4,6 +4,11 @@ start() and poll() never block, so Blender's main thread can start the engine an
 blocks, for scripts and tests. The engine picks a free port and writes it to a port file in the data dir once it
 accepts connections; its stdout and stderr go to a log file there (a pipe nobody reads would fill up and stall it).
 
+Secrets stay out of argv (`ps` shows it to every user): the token travels in the REGIA_ENGINE_TOKEN environment
+variable, which only this user can read, and every option is passed as `--name=value`, so no value (a token, a path,
+a model name) can be taken for an option. Each Blender gets its own data dir: the first free one of `engine-data`,
+`engine-data-2`, ... (the engine allows one server per data dir, and the port file lives there too).
+
 No orphans: stop() ends the process, every engine still running is stopped at interpreter exit (atexit) and by
 stop_all_engines() (the add-on's unregister); on Linux the engine also gets SIGTERM when Blender dies without
 clean-up (a crash), through PR_SET_PDEATHSIG set by a two-line bootstrap before `engine` runs as with `-m`.
@@ -16,6 +21,7 @@ import os
 import re
 import secrets
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -28,6 +34,9 @@ STARTING, READY, EXITED, STOPPED = "starting", "ready", "exited", "stopped"
 HOST = "127.0.0.1"
 LOG_NAME = "engine.log"
 PORT_FILE_NAME = "engine.port"
+LOCK_FILE_NAME = "engine.pid"  # held by the engine server (engine/server/datadir.py) for as long as it runs
+TOKEN_ENV = "REGIA_ENGINE_TOKEN"
+DATA_DIR_SLOTS = 9  # Blender instances at once, each with its own managed engine
 TAIL_BYTES = 16_384  # enough of the log for the last traceback
 REQUIREMENTS = ("torch", "numpy", "pillow", "scipy", "pydantic", "fastapi", "uvicorn", "tqdm")
 
@@ -143,6 +152,52 @@ def _read_port(path: Path) -> int | None:
     return int(text) if re.fullmatch(r"\d+\n", text) else None
 
 
+# ---- data dirs -------------------------------------------------------------------------------------------------
+
+
+def data_dir_in_use(folder: Path) -> bool:
+    """Whether an engine server holds this data dir now: it keeps an OS lock on engine.pid while it runs (released
+    by the kernel however it ends), so a probe that takes the lock and lets it go at once tells. The lock is the
+    engine's (engine/server/datadir.py); this side repeats its few lines because the add-on never imports the
+    engine."""
+    try:
+        fd = os.open(folder / LOCK_FILE_NAME, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        if sys.platform == "win32":  # pragma: no cover - Windows: the engine locks one byte at 1 MiB
+            import msvcrt
+
+            os.lseek(fd, 1 << 20, os.SEEK_SET)
+            try:
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            except OSError:
+                return True
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+            return False
+        import fcntl
+
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        return False
+    finally:
+        os.close(fd)
+
+
+def free_data_dir(base: Path, slots: int = DATA_DIR_SLOTS) -> Path:
+    """The first of base, base-2, base-3, ... that no running engine holds (another Blender's managed engine)."""
+    for index in range(1, slots + 1):
+        folder = base if index == 1 else base.with_name(f"{base.name}-{index}")
+        if not data_dir_in_use(folder):
+            return folder
+    raise EngineStartError(
+        f"{slots} Regia engines already run on this machine (in {base} and the folders beside it): "
+        "stop one, or use Remote mode to share one engine"
+    )
+
+
 # ---- the engine ------------------------------------------------------------------------------------------------
 
 
@@ -165,7 +220,8 @@ class ManagedEngine:
     ) -> None:
         self.python = str(Path(python).expanduser()) if str(python).strip() else ""  # Path("") would be "."
         self.root = Path(root).resolve()
-        self.data_dir = Path(data_dir).expanduser().resolve()
+        self.base_data_dir = Path(data_dir).expanduser().resolve()
+        self.data_dir = self.base_data_dir  # the free slot found at start (free_data_dir)
         self.device = device
         self.extra_env = dict(env or {})
         self.extra_args = list(extra_args)  # more `serve` options, e.g. ["--clip", "ViT-B-32:laion2b_s34b_b79k"]
@@ -193,14 +249,17 @@ class ManagedEngine:
         return self._proc is not None and self._proc.poll() is None
 
     def command(self, parent_pid: int = 0) -> list[str]:
-        args = ["serve", "--port", "0", "--port-file", str(self.port_file), "--token", self.token]
-        args += ["--data-dir", str(self.data_dir), "--device", self.device, *self.extra_args]
+        """The engine's argv: no secret in it, and every value joined to its option (`--name=value`), so a value
+        that starts with '-' is never read as an option."""
+        options = {"port": "0", "port-file": str(self.port_file), "data-dir": str(self.data_dir), "device": self.device}
+        args = ["serve", *(f"--{name}={value}" for name, value in options.items()), *self.extra_args]
         return [self.python, "-c", BOOTSTRAP, str(parent_pid), *args]
 
     def _environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP")}
         # Blender's own PYTHONHOME/PYTHONPATH belong to its Python, not the engine's; the root makes `engine` found.
         env.update(PYTHONPATH=str(self.root), PYTHONUNBUFFERED="1", **self.extra_env)
+        env[TOKEN_ENV] = self.token  # readable by this user only (/proc/PID/environ), unlike argv
         return env
 
     def start(self) -> ManagedEngine:
@@ -214,6 +273,7 @@ class ManagedEngine:
                 raise EngineStartError(problem)
             if not (self.root / "engine" / "__main__.py").is_file():
                 raise EngineStartError(f"{self.root} holds no engine/ package: set the extension's root folder")
+            self.data_dir = free_data_dir(self.base_data_dir)
             self.token = secrets.token_urlsafe(24)
             self.base_url = None
             self._stopped = False

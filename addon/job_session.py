@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .engine_client import EngineClient, EngineError, EngineUnreachable
+from .error_words import describe_error, in_artist_words
 from .png_codec import sha256_hex
 
 WORKER_TIMEOUT = 30.0  # seconds per request: uploads can be large, and the worker is off the main thread
@@ -74,13 +75,6 @@ class Unreachable:
 
 Event = Submitted | Progress | Preview | Done | Failed | Cancelled | Unreachable
 FINAL_EVENTS = (Done, Failed, Cancelled, Unreachable)
-
-
-def describe_error(error: dict[str, Any]) -> str:
-    """One engine error as "field: message (value: …; allowed: …)"."""
-    text = f"{error.get('field') or '(body)'}: {error.get('message') or 'error'}"
-    details = [f"{key}: {error[key]}" for key in ("value", "allowed") if error.get(key) not in (None, "")]
-    return f"{text} ({'; '.join(details)})" if details else text
 
 
 def _transient(exc: EngineError) -> bool:
@@ -205,12 +199,11 @@ class JobSession:
         self._post(final)
         self._finished.set()
 
-    @staticmethod
-    def _error_text(exc: EngineError) -> str:
-        """Every spec problem, not just the first: the user fixes them in one go."""
+    def _error_text(self, exc: EngineError) -> str:
+        """Every spec problem, not just the first, in the artist's words: the user fixes them in one go."""
         if exc.status == 401 or not exc.errors:
             return str(exc)
-        return "; ".join(describe_error(error) for error in exc.errors)
+        return "; ".join(describe_error(error, self.spec) for error in exc.errors)
 
     def _make_client(self) -> EngineClient:
         source = self._client_source
@@ -337,7 +330,9 @@ class _Follower:
         if state == "cancelled":
             return Cancelled(status)
         if state == "failed":
-            return Failed(status.get("error") or "the job failed (the engine gave no reason)")
+            return Failed(
+                in_artist_words(status.get("error") or "the job failed (the engine gave no reason)", self.session.spec)
+            )
         if state == "interrupted":
             return Failed("the engine stopped while the job ran (it is marked interrupted): requeue it or run it again")
         if self.session._cancel.is_set() and not self.cancel_sent:

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .errors import JobCancelled, RegiaError, SpecErrors
-from .runtime import tune_allocator
+from .errors import JobCancelled, RegiaError, SpecError, SpecErrors
+from .runtime import default_threads, go_offline, tune_allocator
 
 if TYPE_CHECKING:  # the optimiser pulls in torch: `schema` and `presets` start without it
     from collections.abc import Callable
@@ -164,7 +164,6 @@ def _render_storyboard(path: Path, out: Path, device_name: str, only: list[str] 
 
 
 def cmd_fetch_models(args: argparse.Namespace) -> int:
-    from .errors import SpecError
     from .models import cache_dir, fetch_clip
     from .server.config import split_model_arg
 
@@ -183,12 +182,6 @@ def cmd_fetch_models(args: argparse.Namespace) -> int:
         raise SpecErrors(problems)
     print(f"cache folder: {cache_dir()}")
     return EXIT_OK
-
-
-def go_offline() -> None:
-    """No downloads in this process: the engine's switch, and the Hugging Face hub's (read when it is imported)."""
-    os.environ["REGIA_OFFLINE"] = "1"
-    os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -225,6 +218,29 @@ def missing_modules_message(missing: list[str]) -> str:
     )
 
 
+TOKEN_ENV = "REGIA_ENGINE_TOKEN"
+TOKEN_FILE_LIMIT = 4096
+
+
+def server_token(args: argparse.Namespace) -> str | None:
+    """The token from --token-file (a private file), else REGIA_ENGINE_TOKEN, else --token (which `ps` shows every
+    user of the machine: the other two do not)."""
+    if args.token_file:
+        from .input_files import read_input_file
+
+        path = Path(args.token_file)
+        text = read_input_file(path, "--token-file", TOKEN_FILE_LIMIT).decode("utf-8", errors="replace").strip()
+        if os.name == "posix" and path.stat().st_mode & 0o077:
+            raise SpecError(
+                "--token-file",
+                f"{path} can be read by other users of this machine",
+                value=str(path),
+                allowed="a file only you can read (chmod 600)",
+            )
+        return text
+    return os.environ.get(TOKEN_ENV) or args.token
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     missing = missing_server_modules()
     if missing:  # fail at once with the fix, not after a traceback from deep inside an import
@@ -239,14 +255,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             port_file=Path(args.port_file) if args.port_file else None,
-            token=args.token,
+            token=server_token(args),
             max_side=args.max_side,
             max_regions=args.max_regions,
             max_blob_mb=args.max_blob_mb,
+            max_image_mp=args.max_image_mp,
             device=args.device,
             clip=tuple(args.clip),
-            offline=args.offline,
+            allow_downloads=args.allow_downloads,
+            max_connections=args.max_connections,
+            header_timeout=args.header_timeout,
+            allow_origins=tuple(args.allow_origin),
+            keep_jobs=args.keep_jobs,
+            keep_days=args.keep_days,
+            threads=args.threads,
         )
+    )
+
+
+def add_threads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help=f"CPU threads for torch (default {default_threads()} here: the cores less one, at most 8). The same "
+        "device and thread count give the same bytes",
     )
 
 
@@ -263,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     run_p.add_argument("--quiet", action="store_true", help="no progress bar")
     run_p.add_argument("--offline", action="store_true", help=OFFLINE_HELP)
+    add_threads(run_p)
     run_p.set_defaults(func=cmd_run)
 
     val_p = sub.add_parser("validate", help="check a spec and its images without running it")
@@ -279,17 +313,47 @@ def build_parser() -> argparse.ArgumentParser:
     demo_p.add_argument("--steps", type=int, default=150)
     demo_p.add_argument("--device", default="auto")
     demo_p.add_argument("--quiet", action="store_true")
+    add_threads(demo_p)
     demo_p.set_defaults(func=cmd_demo)
 
     serve_p = sub.add_parser("serve", help="run the engine as a local HTTP server (docs/server-api.md)")
     serve_p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve_p.add_argument("--port", type=int, default=0, help="port (default 0: a free one)")
     serve_p.add_argument("--port-file", help="write the port here once the server accepts connections")
-    serve_p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every request")
+    serve_p.add_argument(
+        "--token",
+        help="require 'Authorization: Bearer TOKEN' on every request (`ps` shows it to every user: prefer "
+        f"--token-file or {TOKEN_ENV})",
+    )
+    serve_p.add_argument("--token-file", help="read the token from this file (readable by you alone)")
     serve_p.add_argument("--data-dir", default="regia-data", help="blobs, jobs and server.log (default ./regia-data)")
     serve_p.add_argument("--max-side", type=int, default=2048, help="largest width or height (default 2048)")
     serve_p.add_argument("--max-regions", type=int, default=32, help="most regions per job (default 32)")
     serve_p.add_argument("--max-blob-mb", type=int, default=64, help="largest PNG upload in MiB (default 64)")
+    serve_p.add_argument(
+        "--max-image-mp",
+        type=int,
+        default=25,
+        help="largest image of any kind in megapixels, read from its header before decoding (default 25); "
+        "reference images may also be up to 4x --max-side a side",
+    )
+    serve_p.add_argument(
+        "--max-connections", type=int, default=64, help="open connections; past it idle ones are closed (default 64)"
+    )
+    serve_p.add_argument(
+        "--header-timeout", type=float, default=10.0, help="seconds for a request's headers to arrive (default 10)"
+    )
+    serve_p.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a web origin (scheme://host:port) allowed to call the API from a browser (repeatable; none by default)",
+    )
+    serve_p.add_argument("--keep-jobs", type=int, default=500, help="finished jobs kept, newest first (default 500)")
+    serve_p.add_argument(
+        "--keep-days", type=float, default=30.0, help="finished jobs older than this are removed (default 30; 0: never)"
+    )
     serve_p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     serve_p.add_argument(
         "--clip",
@@ -298,7 +362,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME:WEIGHTS",
         help="a CLIP model /health reports as present or missing (repeatable), e.g. ViT-B-32:laion2b_s34b_b79k",
     )
-    serve_p.add_argument("--offline", action="store_true", help=OFFLINE_HELP)
+    serve_p.add_argument(
+        "--offline", action="store_true", help="no downloads (the default for serve; kept for older scripts)"
+    )
+    serve_p.add_argument(
+        "--allow-downloads",
+        action="store_true",
+        help="let jobs download CLIP weights that are not in the cache (off by default: use fetch-models)",
+    )
+    add_threads(serve_p)
     serve_p.set_defaults(func=cmd_serve)
 
     board_p = sub.add_parser(
@@ -311,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     board_p.add_argument("--quiet", action="store_true", help="no progress bars")
     board_p.add_argument("--validate", action="store_true", help="check the storyboard and its images; run nothing")
     board_p.add_argument("--offline", action="store_true", help=OFFLINE_HELP)
+    add_threads(board_p)
     board_p.set_defaults(func=cmd_storyboard)
 
     fetch_p = sub.add_parser(
@@ -327,6 +400,12 @@ def main(argv: list[str] | None = None) -> int:
         go_offline()
     tune_allocator()
     try:
+        if getattr(args, "threads", None) is not None and args.threads < 1:
+            raise SpecErrors([SpecError("--threads", "must be at least 1", args.threads)])
+        if hasattr(args, "threads") and args.command != "serve":  # serve sets them once its options are checked
+            from .runtime import set_threads
+
+            set_threads(args.threads)
         return args.func(args)
     except RegiaError as exc:
         if isinstance(exc, JobCancelled):

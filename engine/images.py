@@ -5,34 +5,114 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import SpecError
+from .png_check import PngProblem, check_complete, is_png, read_header
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-Image.MAX_IMAGE_PIXELS = 8192 * 8192  # refuse decompression bombs well before memory runs out
+_file_mode = 0o666 & ~_UMASK  # outputs read like any file the user makes; the server narrows it (private_files)
+# Pillow's own bomb check only warns between 1x and 2x this; every decode here checks the size first (ImageLimits).
+Image.MAX_IMAGE_PIXELS = None
+MEGA = 1_000_000
 
 
-def decode_image(data: bytes, field: str, name: str) -> Image.Image:
-    """Decode image bytes fully (so that truncation is caught here, not mid-job)."""
+def private_files() -> None:
+    """From now on atomic writes make 0600 files and new folders are 0700: the engine server's data."""
+    global _file_mode
+    _file_mode = 0o600
+    os.umask(0o077)
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """The largest image decoded at all: sides and pixel count, read from the file's header before any pixel is.
+
+    `option` names the setting that raises them, for the error message."""
+
+    max_side: int
+    max_pixels: int
+    option: str = ""
+
+    def allowed(self) -> str:
+        text = f"at most {self.max_side} pixels a side and {self.max_pixels / MEGA:g} megapixels"
+        return f"{text} ({self.option})" if self.option else text
+
+    def problem(self, width: int, height: int, field: str, name: str) -> SpecError | None:
+        if width <= self.max_side and height <= self.max_side and width * height <= self.max_pixels:
+            return None
+        return SpecError(
+            field,
+            f"{name} is {width}x{height} ({width * height / MEGA:.1f} megapixels), over the size this engine decodes: "
+            "scale it down",
+            value=f"{width}x{height}",
+            allowed=self.allowed(),
+        )
+
+
+# Images given to `run`, `validate` and `storyboard`: as large as Pillow's old bomb limit (8192x8192), never more.
+CLI_LIMITS = ImageLimits(max_side=16384, max_pixels=64 * MEGA)
+
+
+def image_size(data: bytes, field: str, name: str) -> tuple[int, int]:
+    """Width and height from the header alone (no pixel decoded); SpecError when the header is unreadable."""
+    if is_png(data):
+        try:
+            header = read_header(data)
+        except PngProblem as exc:
+            raise SpecError(field, f"{name} is corrupt or truncated ({exc})") from None
+        return header.width, header.height
+    with _opened(data, field, name) as image:
+        return image.size
+
+
+@contextmanager
+def _opened(data: bytes, field: str, name: str) -> Iterator[Image.Image]:
+    """Pillow's lazy open: it reads the header, not the pixels."""
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise SpecError(field, f"{name} is not a PNG or any other image format this engine reads") from None
-    except Image.DecompressionBombError:
-        raise SpecError(field, f"{name} is too large to decode safely", allowed="at most 8192x8192") from None
     except (OSError, SyntaxError, ValueError) as exc:  # cut inside its header: "Truncated File Read"
         raise SpecError(field, f"{name} is corrupt or truncated ({exc})") from None
     try:
-        image.load()
-    except (OSError, SyntaxError, ValueError) as exc:
-        # Pillow's messages for broken files are short and specific ("image file is truncated").
-        raise SpecError(field, f"{name} is corrupt or truncated ({exc})") from None
-    return image
+        yield image
+    except BaseException:
+        image.close()
+        raise
+
+
+def decode_image(
+    data: bytes,
+    field: str,
+    name: str,
+    limits: ImageLimits = CLI_LIMITS,
+) -> Image.Image:
+    """Decode image bytes fully, once their size passed `limits` and, for a PNG, every chunk was found whole:
+    no bomb is ever decoded, and truncation is caught here, not mid-job."""
+    width, height = image_size(data, field, name)
+    problem = limits.problem(width, height, field, name)
+    if problem is not None:
+        raise problem
+    if is_png(data):
+        try:
+            check_complete(data)
+        except PngProblem as exc:
+            raise SpecError(field, f"{name} is corrupt or truncated ({exc})") from None
+    with _opened(data, field, name) as image:
+        try:
+            image.load()
+        except (OSError, SyntaxError, ValueError) as exc:
+            # Pillow's messages for broken files are short and specific ("image file is truncated").
+            raise SpecError(field, f"{name} is corrupt or truncated ({exc})") from None
+        return image
 
 
 def to_rgb(image: Image.Image) -> np.ndarray:
@@ -76,7 +156,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs should read like any file
+        os.fchmod(fd, _file_mode)  # mkstemp makes 0600; outputs should read like any file (not server data)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

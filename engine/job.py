@@ -97,7 +97,7 @@ def _tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 class _Loader:
-    """Decodes each referenced image once and checks canvas-sized ones."""
+    """Decodes each referenced image once; canvas-sized ones are checked by their header before they are decoded."""
 
     def __init__(self, source: ImageSource, width: int, height: int):
         self.source = source
@@ -110,16 +110,16 @@ class _Loader:
         return self.cache[ref]
 
     def canvas_sized(self, ref: str, field_path: str, what: str) -> Image.Image:
-        image = self.open(ref, field_path)
-        if image.size != self.size:
+        found = self.cache[ref].size if ref in self.cache else self.source.size(ref, field_path)
+        if found != self.size:
             w, h = self.size
             raise SpecError(
                 field_path,
-                f"{what} is {image.size[0]}x{image.size[1]} but the canvas is {w}x{h}; it is not resized",
+                f"{what} is {found[0]}x{found[1]} but the canvas is {w}x{h}; it is not resized",
                 value=ref,
                 allowed=f"an image of exactly {w}x{h}",
             )
-        return image
+        return self.open(ref, field_path)
 
 
 def _clip_guide_fields(spec: JobSpec) -> list[tuple[str, str]]:

@@ -31,6 +31,7 @@ from open_clip import pretrained as oc_pretrained
 from open_clip.factory import get_model_config
 
 from .errors import SpecError
+from .runtime import offline
 
 RANDOM = "random"
 TINY_MODEL = "regia-tiny"  # engine/model_configs/regia-tiny.json: for tests and benchmarks, with random weights
@@ -48,14 +49,6 @@ if TINY_MODEL not in open_clip.list_models():  # importlib test runs may import 
 
 
 # ---- where weights live ------------------------------------------------------------------------
-
-
-OFFLINE_VARS = ("REGIA_OFFLINE", "HF_HUB_OFFLINE")
-
-
-def offline() -> bool:
-    """REGIA_OFFLINE (set by `--offline`) or the hub's own HF_HUB_OFFLINE: no network at all."""
-    return any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on") for name in OFFLINE_VARS)
 
 
 def cache_dir() -> Path:
@@ -196,7 +189,9 @@ def check_clip_available(name: str, weights: str, allow_download: bool = True) -
         # Online, a job fetches an uncached tag when it loads it (load_clip -> fetch_clip), before any step; an
         # unreachable hub fails there, after one quick probe, with the same message. /health asks what is here now.
         if offline():
-            return missing_tag_error(name, weights, "the engine is offline and they are not in the cache")
+            return missing_tag_error(
+                name, weights, "they are not in the model cache and this engine is offline (it never downloads)"
+            )
         if not allow_download:
             return missing_tag_error(name, weights, "they are not in the cache yet (a job would download them)")
     return None

@@ -2,6 +2,9 @@
 
 The CLI resolves paths relative to the spec file. The server plugs in a blob store instead,
 so that no client string ever reaches the file system.
+
+Every source answers `size` from the file's header alone, and `open` decodes only images within its limits: a
+canvas-sized image of the wrong size, or a bomb, is refused before any pixel is decoded.
 """
 
 from __future__ import annotations
@@ -12,23 +15,31 @@ from typing import Protocol
 from PIL import Image
 
 from .errors import SpecError
-from .images import decode_image
+from .images import CLI_LIMITS, ImageLimits, decode_image, image_size
+from .input_files import IMAGE_FILE_LIMIT, read_input_file
 
 
 class ImageSource(Protocol):
-    def open(self, ref: str, field: str) -> Image.Image: ...
+    def size(self, ref: str, field: str) -> tuple[int, int]:
+        """(width, height) from the header alone; SpecError when it cannot be read."""
+        ...
+
+    def open(self, ref: str, field: str) -> Image.Image:
+        """The decoded image; SpecError when it cannot be read, is damaged or is over the source's limits."""
+        ...
 
 
 class FolderSource:
     """References are file paths, relative to the folder that holds the spec."""
 
-    def __init__(self, base_dir: Path):
+    def __init__(self, base_dir: Path, limits: ImageLimits = CLI_LIMITS):
         self.base_dir = base_dir.resolve()
+        self.limits = limits
 
     def path_of(self, ref: str) -> Path:
         return (self.base_dir / ref).resolve()
 
-    def open(self, ref: str, field: str) -> Image.Image:
+    def _read(self, ref: str, field: str) -> bytes:
         if ref.startswith("blob:"):
             raise SpecError(
                 field,
@@ -36,13 +47,10 @@ class FolderSource:
                 value=ref,
                 allowed="a path relative to the spec file",
             )
-        path = self.path_of(ref)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise SpecError(field, f"file not found: {path}", value=ref) from None
-        except IsADirectoryError:
-            raise SpecError(field, f"is a folder, not an image: {path}", value=ref) from None
-        except OSError as exc:
-            raise SpecError(field, f"cannot read {path}: {exc.strerror}", value=ref) from None
-        return decode_image(data, field, ref)
+        return read_input_file(self.path_of(ref), field, IMAGE_FILE_LIMIT, value=ref)
+
+    def size(self, ref: str, field: str) -> tuple[int, int]:
+        return image_size(self._read(ref, field), field, ref)
+
+    def open(self, ref: str, field: str) -> Image.Image:
+        return decode_image(self._read(ref, field), field, ref, self.limits)

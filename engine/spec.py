@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import SpecError, SpecErrors, short_repr
+from .input_files import TEXT_FILE_LIMIT, read_input_file
+from .strict_json import DuplicateKey, loads_strict
 
 SPEC_VERSION = 1
 MAX_SIDE = 4096
@@ -111,6 +113,7 @@ Guide = Annotated[
 ]
 GUIDE_KINDS = ("text", "image", "style", "content", "scribble", "outline", "palette")
 CLIP_GUIDE_KINDS = ("text", "image")
+CANVAS_GUIDE_KINDS = ("scribble", "outline")  # drawn over the canvas: their images are exactly its size
 
 
 # ---- regions ----------------------------------------------------------------------------
@@ -222,20 +225,29 @@ class JobSpec(Strict):
             first[region.name] = index
         return regions
 
-    def image_refs(self) -> list[tuple[str, str]]:
-        """Every image reference in the spec, as (field path, ref)."""
-        refs: list[tuple[str, str]] = []
+    def _images(self) -> list[tuple[str, str, bool]]:
+        """Every image reference as (field path, ref, whether it must be exactly the canvas's size)."""
+        found: list[tuple[str, str, bool]] = []
         if self.init is not None:
-            refs.append(("init.image", self.init.image))
+            found.append(("init.image", self.init.image, True))
         for index, guide in enumerate(self.guides):
             if hasattr(guide, "image"):
-                refs.append((f"guides[{index}].image", guide.image))
+                found.append((f"guides[{index}].image", guide.image, guide.kind in CANVAS_GUIDE_KINDS))
         for r_index, region in enumerate(self.regions):
-            refs.append((f"regions[{r_index}].mask", region.mask))
+            found.append((f"regions[{r_index}].mask", region.mask, True))
             for g_index, guide in enumerate(region.guides):
                 if hasattr(guide, "image"):
-                    refs.append((f"regions[{r_index}].guides[{g_index}].image", guide.image))
-        return refs
+                    path = f"regions[{r_index}].guides[{g_index}].image"
+                    found.append((path, guide.image, guide.kind in CANVAS_GUIDE_KINDS))
+        return found
+
+    def image_refs(self) -> list[tuple[str, str]]:
+        """Every image reference in the spec, as (field path, ref)."""
+        return [(field, ref) for field, ref, _ in self._images()]
+
+    def canvas_image_refs(self) -> list[tuple[str, str]]:
+        """The references that must be exactly the canvas's size: init, masks, scribbles and outlines."""
+        return [(field, ref) for field, ref, canvas in self._images() if canvas]
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
@@ -364,7 +376,9 @@ def validate_spec(data: Any) -> JobSpec:
 def decode_json(text: str, source: str) -> Any:
     """JSON text as Python data, or SpecErrors saying where it stops being JSON (`source` names the input)."""
     try:
-        return json.loads(text)
+        return loads_strict(text)
+    except DuplicateKey as exc:
+        raise SpecErrors([SpecError(source, str(exc), value=exc.key, allowed="each key once per object")]) from None
     except json.JSONDecodeError as exc:
         raise SpecErrors(
             [SpecError(source, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
@@ -374,11 +388,11 @@ def decode_json(text: str, source: str) -> Any:
 def read_text_file(path: Path, what: str) -> str:
     """A spec-like file's text, or SpecErrors naming `what` it is and why it cannot be read."""
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecErrors([SpecError(what, f"file not found: {path}")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecErrors([SpecError(what, f"cannot read {path}: {exc}")]) from None
+        return read_input_file(path, what, TEXT_FILE_LIMIT).decode("utf-8")
+    except SpecError as exc:
+        raise SpecErrors([exc]) from None
+    except UnicodeDecodeError as exc:
+        raise SpecErrors([SpecError(what, f"cannot read {path}: not UTF-8 text ({exc.reason})")]) from None
 
 
 def parse_spec_json(text: str, source: str = "spec") -> JobSpec:

@@ -306,3 +306,32 @@ def test_out_must_not_overwrite_an_input_preview(tmp_path):
     code = main(["run", str(spec_path), "--out", str(tmp_path / "out"), "--quiet"])
     assert preview.read_bytes() == before
     assert code == 2
+
+
+# ---- threads, and files that are not what they seem ------------------------------------------------
+
+
+def test_threads_set_the_count_and_the_same_count_gives_the_same_bytes(tmp_path):
+    spec_path = job_folder(tmp_path / "job", steps=4)
+    procs = [start("run", spec_path, "--out", tmp_path / f"t{i}", "--quiet", "--threads", 2) for i in range(2)]
+    for proc in procs:
+        assert finish(proc).returncode == 0
+    assert (tmp_path / "t0" / "result.png").read_bytes() == (tmp_path / "t1" / "result.png").read_bytes()
+    assert_user_error(engine("run", spec_path, "--out", tmp_path / "t3", "--threads", 0), "--threads")
+
+
+def test_a_spec_with_a_key_twice_is_refused_naming_it(tmp_path):
+    spec_path = job_folder(tmp_path / "job")
+    text = spec_path.read_text()
+    spec_path.write_text(text.replace('"steps": 12', '"steps": 12, "steps": 9000'))
+    line = assert_user_error(engine("validate", spec_path), str(spec_path))
+    assert "'steps' appears twice" in line, line
+
+
+def test_validate_refuses_a_fifo_at_once(tmp_path):
+    fifo = tmp_path / "spec.json"
+    os.mkfifo(fifo)
+    proc = start("validate", fifo)
+    result = finish(proc, timeout=60)  # reading a FIFO would wait for a writer for ever
+    line = assert_user_error(result, "spec")
+    assert "FIFO" in line, line

@@ -182,17 +182,21 @@ def test_a_job_without_previews_still_shows_its_result_before_done(client):
 
 
 @pytest.mark.parametrize(
-    "change, field, shown",
-    [({"steps": -3}, "steps", "-3"), ({"stepz": 5}, "stepz", "allowed: "), ({"width": 100_000}, "width", "100000")],
+    "change, field, label, shown",
+    [
+        ({"steps": -3}, "steps", "Steps", "-3"),
+        ({"stepz": 5}, "stepz", "stepz", "allowed: "),
+        ({"width": 100_000}, "width", "Size", "100000"),
+    ],
 )
-def test_a_bad_spec_fails_naming_the_field(client, change, field, shown):
+def test_a_bad_spec_fails_naming_the_field(client, change, field, label, shown):
     refs, blobs = blobs_of(IMAGES)
     spec = {**job_spec(refs, 3), **change}
     session = JobSession(client, spec, blobs).start()
     events, _ = collect(session)
     assert kinds(events) == ["Failed"] and session.job_id is None, events
     failed = events[0]
-    assert failed.message.startswith(f"{field}: ") and shown in failed.message, failed.message
+    assert failed.message.startswith(f"{label}: ") and shown in failed.message, failed.message
     assert failed.errors and failed.errors[0]["field"] == field and failed.errors[0]["message"]
     assert "Traceback" not in failed.message
 
@@ -220,7 +224,8 @@ def test_a_guide_this_engine_cannot_run_is_refused_naming_it(client):
     spec["regions"][0]["guides"] = [{"kind": "text", "prompt": "brick wall"}]
     events, _ = collect(JobSession(client, spec, blobs).start())
     assert kinds(events) == ["Failed"], events
-    assert events[0].message.startswith("regions[0].guides[0].kind: ") and "CLIP" in events[0].message
+    name = spec["regions"][0]["name"]
+    assert events[0].message.startswith(f"Region '{name}', Text guide 1: ") and "CLIP" in events[0].message
 
 
 def test_a_job_that_fails_on_the_engine_ends_with_its_message(client):

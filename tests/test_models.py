@@ -29,6 +29,7 @@ from engine import models
 from engine.errors import SpecError, SpecErrors
 from engine.job import check_capabilities, clip_guides_used
 from engine.models import ClipBundle, check_clip_available, fetch_clip, load_clip
+from engine.runtime import OFFLINE_VARS
 from engine.spec import validate_spec
 
 CPU = torch.device("cpu")
@@ -48,7 +49,7 @@ def model_cache(tmp_path, monkeypatch) -> Path:
     cache = tmp_path / "model-cache"
     cache.mkdir()
     monkeypatch.setenv("REGIA_MODEL_CACHE", str(cache))
-    for name in models.OFFLINE_VARS:
+    for name in OFFLINE_VARS:
         monkeypatch.delenv(name, raising=False)
     return cache
 
@@ -428,14 +429,15 @@ def test_server_health_lists_configured_models_and_refuses_missing_weights(tmp_p
     save_file({k: v.contiguous() for k, v in trained_state.items()}, str(checkpoint))
     env = {**serverkit.engine_env(), "REGIA_MODEL_CACHE": str(model_cache)}
     configured = ["--clip", f"{TINY}:random", "--clip", f"{B32}:{B32_TAG}", "--clip", f"{TINY}:{checkpoint}"]
-    with serverkit.serving(tmp_path / "data", *configured, "--offline", env=env) as server:
+    # No --offline: a server never downloads for a client (only fetch-models, or --allow-downloads, do).
+    with serverkit.serving(tmp_path / "data", *configured, env=env) as server:
         client = server.client()
         health = client.get("/health").json()
         assert health["models"] == {
             "present": [f"{TINY}:random", f"{TINY}:{checkpoint}"],
             "missing": [f"{B32}:{B32_TAG}"],
         }
-        assert health["offline"] is True
+        assert health["offline"] is True and health["downloads"] is False
 
         spec = jobkit.spec(32, 3, guides=[TEXT], models={"clip": {"name": B32, "weights": B32_TAG}})
         error = serverkit.check_errors(client.post("/jobs", json=spec), 422, "models.clip.weights")[0]

@@ -234,7 +234,7 @@ def test_restart_recovery(tmp_path):
 
     again = JobStore(root)
     again.recover()
-    listed = [s["id"] for s in again.statuses()]
+    listed = [s["id"] for s in again.page(1000)[0]]
     assert listed == ids  # oldest first, as before
     assert again.status(ids[0])["state"] == "done"
     interrupted = again.status(ids[1])
@@ -244,7 +244,7 @@ def test_restart_recovery(tmp_path):
     assert [again.take_next(Token()).id for _ in range(2)] == [ids[3], requeued]
     assert again.requeue(ids[1])["state"] == "queued"
     newer = again.create(spec_json(), 5)["id"]
-    assert [s["id"] for s in again.statuses()][-1] == newer
+    assert [s["id"] for s in again.page(1000)[0]][-1] == newer
     assert again.status(newer)["queue_position"] == 1
 
 
@@ -269,7 +269,8 @@ def test_non_loopback_host_needs_a_token(tmp_path, capsys):
 
 def app_client(data_dir: Path, **options) -> TestClient:
     data_dir.mkdir(parents=True)
-    return TestClient(create_app(ServerConfig(data_dir=data_dir, **options), JsonLog(data_dir / "server.log", None)))
+    app = create_app(ServerConfig(data_dir=data_dir, **options), JsonLog(data_dir / "server.log", None))
+    return TestClient(app, base_url="http://127.0.0.1")  # a loopback Host: the server refuses any other
 
 
 def wait_done(client: TestClient, job_id: str, timeout: float = 60.0) -> dict:
@@ -343,7 +344,7 @@ def test_token_guards_every_route_including_the_docs(tmp_path):
 def test_bodies_over_the_limit_are_413_by_length_and_while_reading(tmp_path):
     with app_client(tmp_path / "data", max_blob_mb=1) as client:
         big = b"{" + b" " * (1 << 20)
-        response = client.post("/jobs", content=big)
+        response = client.post("/jobs", content=big, headers={"content-type": "application/json"})
         assert response.status_code == 413 and response.json()["errors"][0]["field"] == "(body)"
 
         def chunks():  # no Content-Length: the limit holds while reading
@@ -368,7 +369,8 @@ def test_spec_problems_and_server_limits_are_listed_together(tmp_path):
         assert {"width", "regions", "init.image", "regions[0].mask", "regions[1].mask"} <= {
             e["field"] for e in errors
         }, errors
-        assert client.post("/jobs", content=b"[1, 2").json()["errors"][0]["field"] == "(body)"
+        cut = client.post("/jobs", content=b"[1, 2", headers={"content-type": "application/json"})
+        assert cut.json()["errors"][0]["field"] == "(body)"
         assert client.post("/jobs", json=[1]).json()["errors"][0]["field"] == "(body)"
 
 

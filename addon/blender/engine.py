@@ -55,7 +55,7 @@ def start() -> None:
             "installed (e.g. the .venv/bin/python made by `make venv` in Regia's source folder)"
         )
     stop()
-    extra = [arg for model in clip_models(prefs.clip_models) for arg in ("--clip", model)]
+    extra = [f"--clip={model}" for model in clip_models(prefs.clip_models)]  # joined: a value is never an option
     _managed = ManagedEngine(python, EXTENSION_ROOT, user_dir("engine-data"), device=prefs.device, extra_args=extra)
     _managed.start()
     status.state, status.message, status.health = "starting", f"Starting the engine with {python}", None

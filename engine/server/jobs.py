@@ -3,14 +3,22 @@
 Every state change is written to status.json (atomically); progress at most once a second, so
 a running job pays nothing per step. After a restart a job that was running is `interrupted`
 and queued jobs are queued again in their old order.
+
+A job folder appears whole or not at all: it is made under a temporary name with its spec.json and status.json, then
+renamed into place. On a full disk, status.json is rewritten in place (its block is already allocated), so the
+reason a job failed survives a restart. Finished jobs beyond the retention (`keep`, `keep_days`) are removed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
+import os
 import re
 import secrets
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,12 +27,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..images import atomic_write_bytes
+from .datadir import JOB_TMP_PREFIX
 from .errors import ApiError
 from .logs import JsonLog, utc_iso
+from .safe_files import read_nofollow
 
 ID_RE = re.compile(r"j\d{8}T\d{6}-[0-9a-f]{8}")
 STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 REQUEUEABLE = ("interrupted", "failed", "cancelled")
+FINISHED = ("done", "failed", "cancelled", "interrupted")
+DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
 FLUSH_EVERY = 1.0  # seconds between status.json writes while a job makes progress
 JOB_FILES = ("preview.png", "result.png", "losses.csv")
 
@@ -39,6 +52,21 @@ def new_job_id() -> str:
 
 def valid_job_id(value: str) -> bool:
     return ID_RE.fullmatch(value) is not None
+
+
+def disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL
+
+
+def overwrite_in_place(path: Path, data: bytes) -> None:
+    """Rewrite a small existing file over its own blocks: needs no free space when it fits them (a full disk)."""
+    fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        os.write(fd, data)
+        os.ftruncate(fd, len(data))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def finite_or_none(value: float | None) -> float | None:
@@ -122,8 +150,13 @@ class JobStore:
             raise ValueError(f"not a job id: {job_id!r}")
         return self.root / job_id
 
+    def read_file(self, job_id: str, name: str) -> bytes:
+        """A file of the job's folder, never through a link (OSError when it cannot be read)."""
+        self.folder(job_id)  # validates the id
+        return read_nofollow(self.root, job_id, name)
+
     def spec_text(self, job_id: str) -> str:
-        return (self.folder(job_id) / "spec.json").read_text(encoding="utf-8")
+        return self.read_file(job_id, "spec.json").decode("utf-8")
 
     # ---- reads (from memory, cheap) ---------------------------------------------------
 
@@ -142,11 +175,56 @@ class JobStore:
         with self._lock:
             return self._find(job_id).state
 
-    def statuses(self) -> list[dict[str, Any]]:
+    def page(self, limit: int = PAGE_SIZE, after: int | None = None, states: set[str] | None = None):
+        """Statuses oldest first, `limit` at a time from after the cursor `after`; returns (statuses, next cursor or
+        None). The cursor is a creation stamp, so jobs removed between pages do not disturb it."""
         with self._lock:
             positions = {job_id: index for index, job_id in enumerate(self._queue)}
             now = time.monotonic()
-            return [r.status(positions.get(r.id), now) for r in self._records.values()]
+            chosen = [
+                r
+                for r in self._records.values()
+                if (after is None or r.created_ns > after) and (states is None or r.state in states)
+            ]
+            page = chosen[:limit]
+            statuses = [r.status(positions.get(r.id), now) for r in page]
+            more = len(chosen) > limit
+        return statuses, (str(page[-1].created_ns) if more and page else None)
+
+    def delete(self, job_id: str) -> None:
+        """Remove a finished job and its files; a queued or running one is cancelled first, not deleted."""
+        with self._lock:
+            record = self._find(job_id)
+            if record.state not in FINISHED:
+                raise ApiError.one(
+                    409,
+                    "id",
+                    f"the job is {record.state}: cancel it first",
+                    value=record.state,
+                    allowed=", ".join(FINISHED),
+                )
+            del self._records[job_id]
+        shutil.rmtree(self.folder(job_id), ignore_errors=True)
+        if self.log is not None:
+            self.log.write("job", id=job_id, state="deleted")
+
+    def prune(self, keep: int, keep_days: float) -> list[str]:
+        """Remove finished jobs past the newest `keep`, and those finished more than `keep_days` ago (0: no age
+        limit). Returns the ids removed."""
+        cutoff = time.time() - keep_days * 86400 if keep_days > 0 else None
+        with self._lock:
+            finished = [r for r in self._records.values() if r.state in FINISHED]
+            finished.sort(key=lambda r: (r.finished or r.created, r.created_ns), reverse=True)
+            doomed = finished[keep:]
+            if cutoff is not None:
+                doomed += [r for r in finished[:keep] if _stamp(r.finished or r.created) < cutoff]
+            for record in doomed:
+                del self._records[record.id]
+        for record in doomed:
+            shutil.rmtree(self.folder(record.id), ignore_errors=True)
+        if doomed and self.log is not None:
+            self.log.write("pruned", jobs=len(doomed), keep=keep, keep_days=keep_days)
+        return [r.id for r in doomed]
 
     def counts(self) -> dict[str, int]:
         with self._lock:
@@ -166,25 +244,25 @@ class JobStore:
         return self._last_ns
 
     def create(self, spec_json: str, steps: int) -> dict[str, Any]:
-        """A new queued job. Its files exist before anyone hears of it."""
-        while True:
-            job_id = new_job_id()
-            folder = self.folder(job_id)
-            try:
-                folder.mkdir(parents=True)
-                break
-            except FileExistsError:  # pragma: no cover - 32 random bits within one second
-                continue
-        atomic_write_bytes(folder / "spec.json", spec_json.encode("utf-8"))
+        """A new queued job. Its folder appears whole (spec.json and status.json) before anyone hears of it."""
         with self._lock:
             stamp = self._next_ns()
-            record = JobRecord(id=job_id, steps=steps, created=utc_iso(), created_ns=stamp, queued_ns=stamp)
-        self._flush(record)
+        record = JobRecord(id=new_job_id(), steps=steps, created=utc_iso(), created_ns=stamp, queued_ns=stamp)
+        staging = self.root / f"{JOB_TMP_PREFIX}{record.id}"
+        try:
+            staging.mkdir()
+            atomic_write_bytes(staging / "spec.json", spec_json.encode("utf-8"))
+            atomic_write_bytes(staging / "status.json", self._status_json(record)[0])
+            os.rename(staging, self.folder(record.id))  # a new id each time: nothing is ever replaced
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        record.written = record.version
         with self._lock:
-            self._records[job_id] = record
-            self._queue.append(job_id)
+            self._records[record.id] = record
+            self._queue.append(record.id)
             self._wake.notify_all()
-            status = record.status(self._position(job_id), time.monotonic())
+            status = record.status(self._position(record.id), time.monotonic())
         self._logged(record)
         return status
 
@@ -288,16 +366,25 @@ class JobStore:
 
     # ---- persistence -------------------------------------------------------------------
 
-    def _flush(self, record: JobRecord) -> None:
+    def _status_json(self, record: JobRecord) -> tuple[bytes, int]:
         with self._lock:
             data = record.status(None, time.monotonic())
             data["created_ns"], data["queued_ns"] = record.created_ns, record.queued_ns
-            version = record.version
+            return json.dumps(data, indent=1).encode(), record.version
+
+    def _flush(self, record: JobRecord) -> None:
+        data, version = self._status_json(record)
         with record.io_lock:  # writers in several threads: never let an older snapshot win
             if version <= record.written:
                 return
+            path = self.folder(record.id) / "status.json"
             try:
-                atomic_write_bytes(self.folder(record.id) / "status.json", json.dumps(data, indent=1).encode())
+                try:
+                    atomic_write_bytes(path, data)
+                except OSError as exc:
+                    if not disk_full(exc):
+                        raise
+                    overwrite_in_place(path, data)  # no room for a new file: the old one's block holds it
             except OSError as exc:  # the in-memory status is still right; say why the file is not
                 if self.log is not None:
                     self.log.write("error", id=record.id, message=f"cannot write status.json: {exc}")
@@ -336,6 +423,13 @@ class JobStore:
         for record in changed:
             self._flush(record)
             self._logged(record)
+
+
+def _stamp(iso: str) -> float:
+    """Seconds since the epoch of a contract timestamp; 0 when unreadable (so it counts as old)."""
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    return 0.0
 
 
 def _record_from(job_id: str, data: dict[str, Any]) -> JobRecord:

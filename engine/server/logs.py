@@ -99,3 +99,28 @@ class RequestLog:
                 ms=round((time.perf_counter() - start) * 1000, 2),
                 client=client[0] if client else None,
             )
+
+
+class Throttle:
+    """Log lines that could flood (one per dropped connection, one per failed accept) at most once a minute per
+    kind, each saying how many times it happened since the last line."""
+
+    INTERVAL = 60.0  # seconds
+
+    def __init__(self, log: JsonLog | None, interval: float = INTERVAL):
+        self.log = log
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._count: dict[str, int] = {}
+
+    def write(self, kind: str, message: str, **fields: Any) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._count[kind] = self._count.get(kind, 0) + 1
+            last = self._last.get(kind)
+            if last is not None and now - last < self.interval:
+                return
+            times, self._count[kind], self._last[kind] = self._count[kind], 0, now
+        if self.log is not None:
+            self.log.write("warning", kind=kind, message=message, times=times, **fields)

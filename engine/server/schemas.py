@@ -38,6 +38,7 @@ class JobStatus(BaseModel):
 
 class JobList(BaseModel):
     jobs: list[JobStatus]
+    next: str | None  # the cursor of the next page (pass it as `after`), or null on the last page
 
 
 class HealthModels(BaseModel):
@@ -51,6 +52,12 @@ class HealthLimits(BaseModel):
     max_side: int
     max_regions: int
     max_blob_bytes: int
+    max_image_side: int
+    max_image_pixels: int
+    max_connections: int
+    header_timeout_seconds: float
+    keep_jobs: int
+    keep_days: float
 
 
 class QueueCounts(BaseModel):
@@ -63,7 +70,9 @@ class Health(BaseModel):
     device: str
     torch: str
     cuda: bool
+    threads: int
     offline: bool
+    downloads: bool
     models: HealthModels
     limits: HealthLimits
     queue: QueueCounts

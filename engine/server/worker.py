@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 import traceback
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -15,10 +18,23 @@ from ..optimize import CancelToken, Progress, run
 from ..outputs import RunFolder
 from ..refs import ImageSource
 from ..spec import JobSpec, validate_spec
-from .jobs import JobRecord, JobStore, interrupted_message
+from .jobs import JobRecord, JobStore, disk_full, interrupted_message
 from .logs import JsonLog
 
 STOP_WAIT = 60.0  # seconds a shutdown waits for the running step to end
+
+
+def _what_to_lower(spec: JobSpec | None) -> str:
+    """The settings that size a job's memory, as the artist can change them."""
+    if spec is None:
+        return "lower width/height"
+    parts = [f"lower width/height (now {spec.width}x{spec.height})"]
+    if spec.models.clip is not None:
+        parts.append(f"cutouts.count (now {spec.cutouts.count})")
+    if len(spec.regions) > 1:
+        parts.append(f"the number of regions (now {len(spec.regions)})")
+    parts.append("use fewer style or content guides")
+    return ", ".join(parts[:-1]) + " or " + parts[-1]
 
 
 def failure_message(exc: BaseException, spec: JobSpec | None, device: torch.device) -> str:
@@ -29,25 +45,45 @@ def failure_message(exc: BaseException, spec: JobSpec | None, device: torch.devi
     if isinstance(exc, SpecError):
         return exc.one_line()
     if isinstance(exc, torch.OutOfMemoryError):
-        return (
-            f"out of GPU memory{size}: lower width/height, use fewer style or content guides, "
-            "or start the engine with --device cpu"
-        )
+        return f"out of GPU memory{size}: {_what_to_lower(spec)}, or start the engine with --device cpu"
     if isinstance(exc, MemoryError):
-        return f"out of memory{size} on {device.type}: lower width/height or use fewer style or content guides"
-    if isinstance(exc, OSError):  # the data folder: a full disk, permissions
+        return f"out of memory{size} on {device.type}: {_what_to_lower(spec)}"
+    if disk_full(exc):
+        where = f" writing {Path(exc.filename).name}" if getattr(exc, "filename", None) else ""
+        return (
+            f"no space left on device{where}: free space on the engine's disk (or delete old jobs), then requeue the "
+            "job"
+        )
+    if isinstance(exc, OSError):  # the data folder: permissions, a vanished folder
         where = f" {exc.filename}" if exc.filename else ""
         return f"cannot read or write{where}: {exc.strerror or exc}"
     first = (str(exc).splitlines() or [""])[0][:200]
     return f"internal error ({type(exc).__name__}: {first}); see server.log"
 
 
+def release_memory(device: torch.device) -> None:
+    """Give back what a failed job held: its tensors are unreachable once its frames are gone."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":  # pragma: no cover - Apple only
+        torch.mps.empty_cache()
+
+
 class Worker:
-    def __init__(self, store: JobStore, source: ImageSource, device: torch.device, log: JsonLog | None = None):
+    def __init__(
+        self,
+        store: JobStore,
+        source: ImageSource,
+        device: torch.device,
+        log: JsonLog | None = None,
+        after_job: Callable[[], None] | None = None,
+    ):
         self.store = store
         self.source = source
         self.device = device
         self.log = log
+        self.after_job = after_job  # e.g. pruning finished jobs; its failure never stops the worker
         self._thread = threading.Thread(target=self._loop, name=f"regia-worker-{device.type}", daemon=True)
 
     def start(self) -> None:
@@ -74,6 +110,12 @@ class Worker:
                 if self.log is not None:
                     self.log.write("error", id=record.id, traceback=traceback.format_exc())
                 self.store.finish(record, "failed", failure_message(exc, None, self.device))
+            if self.after_job is not None:
+                try:
+                    self.after_job()
+                except Exception:  # pruning is housekeeping: log it, run the next job
+                    if self.log is not None:
+                        self.log.write("error", where="after job", traceback=traceback.format_exc())
 
     def _run(self, record: JobRecord, token: CancelToken) -> None:
         spec: JobSpec | None = None
@@ -85,6 +127,8 @@ class Worker:
                 atomic_write_bytes(preview_path, png_bytes(progress.preview))
             self.store.progress(record, progress.step, progress.losses, progress.total, progress.eta)
 
+        job = result = None
+        failure: tuple[str, bool] | None = None  # (message, out of memory)
         try:
             spec = validate_spec(json.loads(self.store.spec_text(record.id)))
             job = prepare_job(spec, self.source, self.device)
@@ -99,10 +143,15 @@ class Worker:
                 self.store.finish(record, "interrupted", interrupted_message(record.id))
             return
         except Exception as exc:  # a job that raises must never take the server down
-            if isinstance(exc, torch.OutOfMemoryError) and self.device.type == "cuda":
-                torch.cuda.empty_cache()
             if self.log is not None and not isinstance(exc, (SpecError, SpecErrors)):
                 self.log.write("error", id=record.id, traceback=traceback.format_exc())
-            self.store.finish(record, "failed", failure_message(exc, spec, self.device))
+            failure = failure_message(exc, spec, self.device), isinstance(exc, (torch.OutOfMemoryError, MemoryError))
+        if failure is not None:
+            # Out of the except block: the exception's traceback (which holds the job's frames, and through them
+            # every tensor of the job) is gone, so the memory can really be given back before the next job.
+            job = result = None
+            if failure[1]:
+                release_memory(self.device)
+            self.store.finish(record, "failed", failure[0])
             return
         self.store.finish(record, "done")

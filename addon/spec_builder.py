@@ -14,14 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from ..regia_contract import SPEC_VERSION
+from ..regia_contract.kinds import GENERATOR_KINDS, OPTIMIZER_KINDS, REGION_MODES, SCHEDULES
+from ..regia_contract.limits import MAX_NAME, MAX_SIDE, MIN_SIDE
 from .pixels import resize, rgba, to_uint8
 from .png_codec import encode_png, sha256_hex
 from .region_maps import is_empty
 
-SPEC_VERSION = 1
-MIN_SIDE = 16
-MAX_SIDE = 2048
-MAX_NAME = 64
 # Guide images the engine only summarises (style statistics, CLIP embeddings) need no more than this.
 MAX_REFERENCE_SIDE = 1024
 HEX_COLOR = re.compile(r"#?([0-9a-fA-F]{6})")
@@ -34,10 +33,6 @@ IMAGE_KINDS = ("INSPIRATION", "STYLE", "CONTENT", "SCRIBBLE", "OUTLINE")
 CANVAS_KINDS = ("SCRIBBLE", "OUTLINE")
 _SPEC_KIND = {"INSPIRATION": "image", "STYLE": "style", "CONTENT": "content", "SCRIBBLE": "scribble",
               "OUTLINE": "outline"}  # fmt: skip
-MODES = ("edit", "keep", "embolden")
-GENERATORS = ("pixels", "fourier")
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "cosine", "linear")
 
 
 class InputError(ValueError):
@@ -134,8 +129,8 @@ def build_job(job: JobInput) -> BuiltJob:
     th, tw = job.target.shape[:2]
     width, height = canvas_size(tw, th, job.scale)
     blobs = Blobs()
-    _check_choice("generator", job.generator, GENERATORS)
-    _check_choice("optimizer", job.optimizer, OPTIMIZERS)
+    _check_choice("generator", job.generator, GENERATOR_KINDS)
+    _check_choice("optimizer", job.optimizer, OPTIMIZER_KINDS)
     _check_choice("schedule", job.schedule, SCHEDULES)
 
     spec: dict[str, Any] = {
@@ -198,7 +193,7 @@ def region_spec(
     blobs: Blobs,
 ) -> dict[str, Any]:
     where = f"region '{region.name}'"
-    _check_choice(f"{where} mode", region.mode, MODES)
+    _check_choice(f"{where} mode", region.mode, REGION_MODES)
     mh, mw = region.mask.shape[:2]
     if (mw, mh) != target_size:
         raise InputError(

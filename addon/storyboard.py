@@ -2,8 +2,8 @@
 and each shot's job spec.
 
 A storyboard is one style shared by every shot of a scene. Its file (below) is what `python -m engine storyboard
-FILE --out DIR` renders without Blender, and the engine expands it with the same rules (engine/storyboard.py's
-`shot_spec`); tests check that the two expansions agree, so the add-on's jobs and the engine's stay one thing.
+FILE --out DIR` renders without Blender. A shot becomes a job by the contract's rules (regia_contract/storyboard.py:
+the seed rule and the expansion), which the engine uses too, so the add-on's jobs and the engine's are one thing.
 
     {"version": 1, "name", "width", "height", "steps", "generator", "preset"?, "models"?, "seed",
      "seed_rule": "fixed" | "per_shot", "preview_every",
@@ -18,20 +18,27 @@ exported (export_files).
 from __future__ import annotations
 
 import copy
-import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ..regia_contract import STORYBOARD_VERSION
+from ..regia_contract.kinds import GENERATOR_KINDS, SEED_RULES
+from ..regia_contract.limits import (
+    FRAME_LIMIT,
+    MAX_NAME,
+    MAX_SEED,
+    MAX_SHOT_GUIDES,
+    MAX_SHOT_TEXT,
+    MAX_SIDE,
+    MAX_STYLE_IMAGES,
+    MAX_STYLE_TEXT,
+    MIN_SIDE,
+)
 from .naming import MAX_ID_NAME_BYTES
 from .spec_builder import (
-    GENERATORS,
-    MAX_NAME,
-    MAX_SIDE,
-    MIN_SIDE,
-    SPEC_VERSION,
     Blobs,
     GuideInput,
     InputError,
@@ -42,21 +49,7 @@ from .spec_builder import (
     unique_name,
 )
 
-STORYBOARD_VERSION = 1
-SEED_RULES = ("fixed", "per_shot")
-MAX_SEED = 2**32 - 1
-PROMPT_SLOT = "{prompt}"
-DEFAULT_SUBJECT = "a scene"  # what "{prompt}" becomes for a shot without a description, as presets do
-# Text guide weights: the shot's own words lead, the storyboard's style prompt colours them; negatives repel.
-DESCRIPTION_WEIGHT, SHOT_NEGATIVE_WEIGHT = 1.0, -1.0
-STYLE_PROMPT_WEIGHT, STYLE_NEGATIVE_WEIGHT = 0.5, -0.5
 DEFAULT_SHOT_LENGTH = 24
-# The storyboard file's bounds, as the engine checks them (engine/storyboard.py).
-MAX_STYLE_IMAGES = 8
-MAX_SHOT_GUIDES = 48
-MAX_SHOT_TEXT = 400
-MAX_STYLE_TEXT = 500
-FRAME_LIMIT = 1_048_574
 
 
 # ---- shots from markers and from text --------------------------------------------------------------------------
@@ -168,24 +161,6 @@ def shots_from_text(
     return shots
 
 
-# ---- seeds -----------------------------------------------------------------------------------------------------
-
-
-def derive_seed(seed: int, name: str) -> int:
-    """A seed of its own for each shot, stable across runs and machines and independent of the shot's position:
-    the first 4 bytes of sha256("<seed>:<name>"), big-endian."""
-    digest = hashlib.sha256(f"{int(seed)}:{name}".encode()).digest()
-    return int.from_bytes(digest[:4], "big")
-
-
-def shot_seed(storyboard: dict[str, Any], shot: dict[str, Any]) -> int:
-    """The shot's own seed if it has one; else the storyboard's (fixed) or one derived from it and the shot's name."""
-    if shot.get("seed") is not None:
-        return int(shot["seed"])
-    seed = int(storyboard.get("seed", 0))
-    return derive_seed(seed, shot["name"]) if storyboard.get("seed_rule", "fixed") == "per_shot" else seed
-
-
 # ---- the storyboard file and each shot's spec ------------------------------------------------------------------
 
 
@@ -231,8 +206,8 @@ def storyboard_head(style: StyleInput, blobs: Blobs) -> dict[str, Any]:
             "storyboard size", "not a canvas the engine accepts", f"{style.width}x{style.height}",
             f"{MIN_SIDE} to {MAX_SIDE} pixels on each side",
         )  # fmt: skip
-    if style.generator not in GENERATORS:
-        raise InputError("storyboard generator", "unknown choice", style.generator, ", ".join(GENERATORS))
+    if style.generator not in GENERATOR_KINDS:
+        raise InputError("storyboard generator", "unknown choice", style.generator, ", ".join(GENERATOR_KINDS))
     if style.seed_rule not in SEED_RULES:
         raise InputError("storyboard seed rule", "unknown choice", style.seed_rule, ", ".join(SEED_RULES))
     if len(style.images) > MAX_STYLE_IMAGES:
@@ -315,51 +290,6 @@ def shot_entry(shot: ShotInput, canvas: tuple[int, int], blobs: Blobs) -> dict[s
         "guides": guides,
         "regions": regions,
     }
-
-
-def shot_spec(storyboard: dict[str, Any], index: int) -> dict[str, Any]:
-    """The job spec for shot `index`: the storyboard's canvas, run settings and models; a style guide per style
-    image, the palette, and, only with a CLIP model, text guides from the shot's description and negative and the
-    storyboard's prompt and negative; then the shot's own guides and regions; the seed by the storyboard's rule."""
-    shot = storyboard["shots"][index]
-    style = storyboard.get("style") or {}
-    spec: dict[str, Any] = {
-        "version": SPEC_VERSION,
-        "width": storyboard["width"],
-        "height": storyboard["height"],
-        "seed": shot_seed(storyboard, shot),
-        "steps": storyboard["steps"],
-        "generator": copy.deepcopy(storyboard["generator"]),
-        "preview_every": storyboard.get("preview_every", 10),
-    }
-    for key in ("optimizer", "preset", "models", "cutouts"):
-        if storyboard.get(key) is not None:
-            spec[key] = copy.deepcopy(storyboard[key])
-    guides: list[dict[str, Any]] = [
-        {"kind": "style", "image": image, "weight": style.get("weight", 1.0)} for image in style.get("images", [])
-    ]
-    if style.get("palette"):
-        guides.append({"kind": "palette", "colors": list(style["palette"]), "weight": style.get("palette_weight", 0.3)})
-    if (storyboard.get("models") or {}).get("clip"):
-        guides += _text_guides(shot, style)
-    guides += copy.deepcopy(shot.get("guides", []))
-    spec["guides"] = guides
-    spec["regions"] = copy.deepcopy(shot.get("regions", []))
-    if shot.get("init"):
-        spec["init"] = copy.deepcopy(shot["init"])
-    return spec
-
-
-def _text_guides(shot: dict[str, Any], style: dict[str, Any]) -> list[dict[str, Any]]:
-    description = shot.get("description", "")
-    subject = description.strip() or DEFAULT_SUBJECT
-    texts = (
-        (description, DESCRIPTION_WEIGHT),
-        (shot.get("negative", ""), SHOT_NEGATIVE_WEIGHT),
-        (style.get("prompt", "").replace(PROMPT_SLOT, subject), STYLE_PROMPT_WEIGHT),
-        (style.get("negative", ""), STYLE_NEGATIVE_WEIGHT),
-    )
-    return [{"kind": "text", "prompt": text, "weight": weight} for text, weight in texts if text.strip()]
 
 
 # ---- image references: which blobs a spec needs, and files for an exported storyboard --------------------------

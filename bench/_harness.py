@@ -25,7 +25,8 @@ import torch
 
 from engine.device import describe
 from engine.job import PreparedJob
-from engine.optimize import Progress, run
+from engine.optimize import run
+from engine.progress import Progress
 
 K = TypeVar("K", bound=Hashable)
 StepSeconds = tuple[list[float], list[float]]  # (wall, cpu) seconds per step of one run

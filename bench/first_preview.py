@@ -25,14 +25,12 @@ Run: `.venv/bin/python bench/first_preview.py [--runs 5] [--size 256] [--steps 1
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import platform
 import statistics
 import sys
 import tempfile
 import time
-import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,25 +39,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import jobkit  # test images (skimage photos); imports torch in this process only, not the engine's
+from regia_package import addon_module
 from step_time import cpu_model
 
 REPO = jobkit.REPO
 TARGET_S = 2.0
-PURE_PACKAGE = "regia_addon_pure"
 
 
-def load_addon_module(name: str) -> types.ModuleType:
-    """An addon/ module without addon/__init__.py: the Blender-free half, as the tests load it."""
-    if PURE_PACKAGE not in sys.modules:
-        package = types.ModuleType(PURE_PACKAGE)
-        package.__path__ = [str(REPO / "addon")]
-        sys.modules[PURE_PACKAGE] = package
-    return importlib.import_module(f"{PURE_PACKAGE}.{name}")
-
-
-engine_process = load_addon_module("engine_process")
-job_session = load_addon_module("job_session")
-png_codec = load_addon_module("png_codec")
+engine_process = addon_module("engine_process")
+job_session = addon_module("job_session")
+png_codec = addon_module("png_codec")
 
 
 @dataclass

@@ -21,7 +21,7 @@ from .runtime import default_threads, go_offline, tune_allocator
 if TYPE_CHECKING:  # the optimiser pulls in torch: `schema` and `presets` start without it
     from collections.abc import Callable
 
-    from .optimize import Progress, Result
+    from .progress import Progress, Result
     from .storyboard import Shot, ShotReport
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
@@ -38,19 +38,21 @@ def run_spec_file(spec_path: Path, out_dir: Path, device_name: str = "auto", qui
     from tqdm import tqdm  # imported here so that `serve` can report missing packages before any import fails
 
     from .device import pick_device
-    from .job import prepare_job
-    from .optimize import CancelToken, run
+    from .execute import execute
+    from .job import PreparedJob
     from .outputs import RunFolder
+    from .progress import CancelToken
     from .refs import FolderSource
     from .spec import load_spec_file
 
     spec = load_spec_file(spec_path)
     source = FolderSource(spec_path.parent)
     device = pick_device(device_name)
-    job = prepare_job(spec, source, device)
     folder = RunFolder(out_dir)
-    folder.prepare([source.path_of(ref) for _, ref in spec.image_refs() if not ref.startswith("blob:")])
-    folder.write_spec(job.spec)
+
+    def on_prepared(job: PreparedJob) -> None:  # the job is whole: now the folder may be written
+        folder.prepare([source.path_of(ref) for _, ref in spec.image_refs() if not ref.startswith("blob:")])
+        folder.write_spec(job.spec)
 
     bar = tqdm(total=spec.steps, desc="regia", unit="step", disable=quiet, dynamic_ncols=True)
 
@@ -62,7 +64,7 @@ def run_spec_file(spec_path: Path, out_dir: Path, device_name: str = "auto", qui
             folder.write_preview(progress.step, progress.preview)
 
     try:
-        result = run(job, on_progress=on_progress, cancel=CancelToken())
+        result = execute(spec, source, device, on_progress, CancelToken(), on_prepared)
     finally:
         bar.close()
     folder.write_result(result.image)

@@ -1,16 +1,20 @@
-"""Generators: parameters -> an RGB image in [0, 1], shape (1, 3, H, W).
+"""Generators: parameters -> an RGB image in [0, 1], shape (1, 3, H, W), and the table of generator kinds.
 
-Both can start exactly from an init image, so that the first preview is the artist's image.
+Both can start exactly from an init image, so that the first preview is the artist's image. Each kind names the
+runner family that runs it (engine/execute.py): "optimise" for these parameterised images.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import SpecError
 from .spec import FourierGenerator, PixelsGenerator
 
 LOGIT_EPS = 1e-4
@@ -96,6 +100,21 @@ class FourierImage(nn.Module):
         return torch.sigmoid(image)
 
 
+Builder = Callable[[object, int, int, "torch.Tensor | None", torch.Generator], nn.Module]
+
+
+@dataclass(frozen=True)
+class GeneratorEntry:
+    build: Builder  # (spec config, height, width, init on the CPU or None, rng) -> module
+    runner: str  # the runner family that runs it (engine/execute.py)
+
+
+GENERATORS: dict[str, GeneratorEntry] = {
+    "pixels": GeneratorEntry(lambda c, h, w, init, rng: PixelPyramid(h, w, c.scales, init, rng), "optimise"),
+    "fourier": GeneratorEntry(lambda c, h, w, init, rng: FourierImage(h, w, c.decay, init, rng), "optimise"),
+}
+
+
 def build_generator(
     config: PixelsGenerator | FourierGenerator,
     height: int,
@@ -103,7 +122,9 @@ def build_generator(
     init: torch.Tensor | None,
     rng: torch.Generator,
 ) -> nn.Module:
+    """The generator of `config.kind`; an unknown kind is a SpecError naming the known ones (never a default)."""
+    entry = GENERATORS.get(config.kind)
+    if entry is None:
+        raise SpecError("generator.kind", "unknown generator", value=config.kind, allowed=", ".join(GENERATORS))
     init_cpu = init.detach().cpu().float() if init is not None else None
-    if config.kind == "pixels":
-        return PixelPyramid(height, width, config.scales, init_cpu, rng)
-    return FourierImage(height, width, config.decay, init_cpu, rng)
+    return entry.build(config, height, width, init_cpu, rng)

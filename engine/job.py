@@ -1,42 +1,41 @@
 """Preparing a job: everything a spec needs is loaded, checked and built before step one.
 
-All problems found here are SpecErrors naming the field, so a bad job fails before it costs
-any compute, and the artist learns exactly what to fix.
+By step: the capabilities the spec needs (CLIP weights, an init for keep and embolden), the init image and the
+regions' layout, every guide placed in its region(s) and built through the table of guide kinds, embolden, the
+`losses` shorthand, and the generator. All problems found here are SpecErrors naming the field, so a bad job fails
+before it costs any compute, and the artist learns exactly what to fix.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
-from PIL import Image
 from torch import nn
+
+from regia_contract.kinds import CLIP_GUIDE_KINDS, GUIDE_KINDS
 
 from .errors import SpecError, SpecErrors
 from .features import RandomFeatureNet
-from .filters import cover_resize, resize_to
 from .generators import build_generator
 from .guides.base import GuideTerm, StepContext
-from .guides.content import ContentTerm
 from .guides.embolden import EmboldenTerm, bounded_change, max_change
 from .guides.image_losses import SaturationTerm, SymmetryTerm, TotalVariationTerm
-from .guides.palette import PaletteTerm, hex_to_rgb
-from .guides.strokes import OutlineTerm, ScribbleTerm
-from .guides.style import StyleBank, StyleTerm, cached_style_target
-from .images import has_alpha, to_mask, to_rgb, to_rgba
+from .guides.kinds import GUIDES, builder
+from .guides.style import StyleBank
+from .images import to_mask, to_rgb
 from .masks import RegionLayout, build_layout
+from .placement import BuildContext, ImageLoader, Placement, as_tensor, placements
 from .presets import apply_preset
 from .refs import ImageSource
-from .spec import CLIP_GUIDE_KINDS, JobSpec
+from .spec import JobSpec
 
 if TYPE_CHECKING:
     from .guides.clip import ClipBank
 
 REFERENCE_SEED = 1234
-SUPPORTED_GUIDES = "style, content, scribble, outline, palette"
+SUPPORTED_GUIDES = ", ".join(kind for kind in GUIDE_KINDS if kind not in CLIP_GUIDE_KINDS)
 _FEATURE_NETS: dict[torch.device, RandomFeatureNet] = {}
 
 
@@ -89,37 +88,6 @@ class PreparedJob:
             shift=shift,
             clip_bank=self.clip_bank,
         )
-
-
-def _tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """H x W x C float array -> (1, C, H, W)."""
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None].to(device)
-
-
-class _Loader:
-    """Decodes each referenced image once; canvas-sized ones are checked by their header before they are decoded."""
-
-    def __init__(self, source: ImageSource, width: int, height: int):
-        self.source = source
-        self.size = (width, height)
-        self.cache: dict[str, Image.Image] = {}
-
-    def open(self, ref: str, field_path: str) -> Image.Image:
-        if ref not in self.cache:
-            self.cache[ref] = self.source.open(ref, field_path)
-        return self.cache[ref]
-
-    def canvas_sized(self, ref: str, field_path: str, what: str) -> Image.Image:
-        found = self.cache[ref].size if ref in self.cache else self.source.size(ref, field_path)
-        if found != self.size:
-            w, h = self.size
-            raise SpecError(
-                field_path,
-                f"{what} is {found[0]}x{found[1]} but the canvas is {w}x{h}; it is not resized",
-                value=ref,
-                allowed=f"an image of exactly {w}x{h}",
-            )
-        return self.open(ref, field_path)
 
 
 def _clip_guide_fields(spec: JobSpec) -> list[tuple[str, str]]:
@@ -183,39 +151,11 @@ def check_capabilities(spec: JobSpec) -> None:
         raise SpecErrors(problems)
 
 
-def _ink(image: Image.Image) -> np.ndarray:
-    """Where a drawing has been drawn: its alpha, or darkness on a light page."""
-    if has_alpha(image):
-        return to_rgba(image)[..., 3:4]
-    return 1.0 - to_rgb(image).mean(axis=2, keepdims=True)
-
-
-def _stroke_rgba(image: Image.Image) -> np.ndarray:
-    """Scribble strokes as RGBA; without alpha, near-white paper counts as no stroke."""
-    rgba = to_rgba(image)
-    if not has_alpha(image):
-        rgba[..., 3] = (rgba[..., :3].min(axis=2) < 0.98).astype(np.float32)
-    return rgba
-
-
-def _style_reference(image: Image.Image, width: int, height: int, device: torch.device) -> torch.Tensor:
-    """Reference scaled to about the canvas's area, keeping its aspect, so texture scale matches."""
-    tensor = _tensor(to_rgb(image), device)
-    h, w = tensor.shape[-2:]
-    scale = ((width * height) / (w * h)) ** 0.5
-    return resize_to(tensor, max(16, round(h * scale)), max(16, round(w * scale)))
-
-
-def prepare_job(spec: JobSpec, source: ImageSource, device: torch.device) -> PreparedJob:
-    spec = apply_preset(spec)
-    check_capabilities(spec)
-    width, height = spec.width, spec.height
-    loader = _Loader(source, width, height)
-
+def _load_canvas(spec: JobSpec, loader: ImageLoader, device: torch.device) -> tuple[torch.Tensor | None, RegionLayout]:
+    """The init image and the regions' layout (feathered masks, keep precedence, overlaps)."""
     init = None
     if spec.init is not None:
-        init = _tensor(to_rgb(loader.canvas_sized(spec.init.image, "init.image", "the init image")), device)
-
+        init = as_tensor(to_rgb(loader.canvas_sized(spec.init.image, "init.image", "the init image")), device)
     regions = []
     for index, region in enumerate(spec.regions):
         path = f"regions[{index}].mask"
@@ -227,93 +167,74 @@ def prepare_job(spec: JobSpec, source: ImageSource, device: torch.device) -> Pre
                 value=region.mask,
             )
         regions.append((region.name, region.mode, mask, region.feather))
-    layout = build_layout(height, width, regions, init is not None, device)
+    return init, build_layout(spec.height, spec.width, regions, init is not None, device)
 
-    # (region row, region name, guide, field path, key) for every guide that acts somewhere.
-    placements = []
-    if spec.regions:
-        for index, region in enumerate(spec.regions):
-            if region.mode == "keep":
-                continue
-            row = layout.names.index(region.name)
-            for g_index, guide in enumerate(region.guides):
-                placements.append(
-                    (row, guide, f"regions[{index}].guides[{g_index}]", f"{region.name}/{guide.kind}.{g_index}")
-                )
-            if region.mode == "edit":
-                for g_index, guide in enumerate(spec.guides):
-                    placements.append((row, guide, f"guides[{g_index}]", f"{region.name}/{guide.kind}.g{g_index}"))
-    else:
-        for g_index, guide in enumerate(spec.guides):
-            placements.append((0, guide, f"guides[{g_index}]", f"canvas/{guide.kind}.g{g_index}"))
 
-    needs_net = any(guide.kind in ("style", "content") for _, guide, _, _ in placements)
-    net = feature_net(device) if needs_net else None
-    style_rows = sorted({row for row, guide, _, _ in placements if guide.kind == "style"})
-    style_targets: dict[str, list] = {}
-    style_terms: list[StyleTerm] = []
-
+def _build_terms(ctx: BuildContext, placed: list[Placement]) -> list[GuideTerm]:
+    """Every placed guide's term, through the table of guide kinds, in placement order; then the CLIP terms (one
+    bank for all of them, embolden's own direction included)."""
     terms: list[GuideTerm] = []
-    for row, guide, path, key in placements:
-        field_path = f"{path}.image"
-        if guide.kind == "style":
-            if guide.image not in style_targets:
-                image = loader.open(guide.image, field_path)
-                style_targets[guide.image] = cached_style_target(
-                    net, image, (width, height), device, partial(_style_reference, image, width, height, device)
-                )
-            term = StyleTerm(key, guide.weight, len(style_terms), style_rows.index(row), style_targets[guide.image])
-            style_terms.append(term)
-            terms.append(term)
-        elif guide.kind == "content":
-            reference = cover_resize(_tensor(to_rgb(loader.open(guide.image, field_path)), device), height, width)
-            terms.append(ContentTerm(key, guide.weight, row, reference, net))
-        elif guide.kind == "scribble":
-            rgba = _stroke_rgba(loader.canvas_sized(guide.image, field_path, "the scribble"))
-            terms.append(ScribbleTerm(key, guide.weight, row, _tensor(rgba, device)))
-        elif guide.kind == "outline":
-            ink = _ink(loader.canvas_sized(guide.image, field_path, "the outline"))
-            terms.append(OutlineTerm(key, guide.weight, row, _tensor(ink, device)))
-        elif guide.kind == "palette":
-            terms.append(PaletteTerm(key, guide.weight, row, hex_to_rgb(guide.colors).to(device)))
-
-    def open_rgb(ref: str, field_path: str) -> torch.Tensor:
-        return _tensor(to_rgb(loader.open(ref, field_path)), device)
-
-    clip_bank = None
-    if spec.models.clip is not None:  # open_clip loads only for jobs that use it
+    for place in placed:
+        built = builder(place.guide.kind)(place.guide, place, ctx)
+        if built is not None:
+            terms.append(built)
+    if ctx.spec.models.clip is not None:  # open_clip loads only for jobs that use it
         from .guides.clip import build_clip_terms
 
-        clip_terms, clip_bank = build_clip_terms(spec, placements, layout, init, open_rgb, device)
+        clip_terms, ctx.clip_bank = build_clip_terms(ctx, ctx.clip_placements)
         terms.extend(clip_terms)
+    return terms
 
-    embolden_limit = None
-    if init is not None and "embolden" in layout.modes:
-        limit = torch.zeros_like(layout.free)
-        for region in spec.regions:
-            if region.mode == "embolden":
-                row = layout.names.index(region.name)
-                terms.append(EmboldenTerm(f"{region.name}/embolden", 1.0, row, init, region.strength))
-                limit = limit + layout.guided[row : row + 1] * max_change(region.strength)
-        embolden_mass = layout.embolden * layout.free
-        embolden_limit = (limit / embolden_mass.clamp_min(1e-8)).clamp_min(1e-6)
 
-    for name, term_class in (("tv", TotalVariationTerm), ("saturation", SaturationTerm), ("symmetry", SymmetryTerm)):
-        weight = getattr(spec.losses, name)
-        if weight != 0:
-            terms.append(term_class(f"global/{name}", weight))
+def _embolden(
+    spec: JobSpec, layout: RegionLayout, init: torch.Tensor | None
+) -> tuple[list[GuideTerm], torch.Tensor | None]:
+    """Embolden regions' terms, and the per-pixel limit of their change (None without embolden regions)."""
+    if init is None or "embolden" not in layout.modes:
+        return [], None
+    terms: list[GuideTerm] = []
+    limit = torch.zeros_like(layout.free)
+    for region in spec.regions:
+        if region.mode == "embolden":
+            row = layout.names.index(region.name)
+            terms.append(EmboldenTerm(f"{region.name}/embolden", 1.0, row, init, region.strength))
+            limit = limit + layout.guided[row : row + 1] * max_change(region.strength)
+    embolden_mass = layout.embolden * layout.free
+    return terms, (limit / embolden_mass.clamp_min(1e-8)).clamp_min(1e-6)
 
+
+def _loss_shorthand(spec: JobSpec) -> list[GuideTerm]:
+    """The top-level `losses` object: whole-canvas terms over everything generated (`global/<kind>`)."""
+    return [
+        term_class(f"global/{name}", getattr(spec.losses, name))
+        for name, term_class in (("tv", TotalVariationTerm), ("saturation", SaturationTerm), ("symmetry", SymmetryTerm))
+        if getattr(spec.losses, name) != 0
+    ]
+
+
+def prepare_job(spec: JobSpec, source: ImageSource, device: torch.device) -> PreparedJob:
+    """Everything a job needs, loaded, checked and built: a SpecError naming the field before any step runs."""
+    spec = apply_preset(spec)
+    check_capabilities(spec)
+    loader = ImageLoader(source, spec.width, spec.height)
+    init, layout = _load_canvas(spec, loader, device)
+    placed = placements(spec, layout)
+    needs_net = any(GUIDES[place.guide.kind].features for place in placed)
+    ctx = BuildContext(spec, device, loader, layout, init, feature_net(device) if needs_net else None)
+    ctx.style_rows = sorted({place.row for place in placed if place.guide.kind == "style"})
+    terms = _build_terms(ctx, placed)
+    embolden_terms, embolden_limit = _embolden(spec, layout, init)
+    terms += embolden_terms + _loss_shorthand(spec)
     rng = torch.Generator().manual_seed(spec.seed)
-    generator = build_generator(spec.generator, height, width, init, rng).to(device)
     return PreparedJob(
         spec=spec,
         device=device,
         init=init,
         layout=layout,
-        generator=generator,
+        generator=build_generator(spec.generator, spec.height, spec.width, init, rng).to(device),
         terms=terms,
-        net=net,
-        style_bank=StyleBank(layout.guided[style_rows], style_terms) if style_terms else None,
+        net=ctx.net,
+        style_bank=StyleBank(layout.guided[ctx.style_rows], ctx.style_terms) if ctx.style_terms else None,
         embolden_limit=embolden_limit,
-        clip_bank=clip_bank,
+        clip_bank=ctx.clip_bank,
     )

@@ -1,4 +1,5 @@
-"""The optimisation loop: render, composite, guide losses, normalise, step.
+"""The optimisation runner: render, composite, guide losses, normalise, step; for the parameterised generators
+(pixels, fourier). engine/execute.py picks it by the generator's family.
 
 Progress, previews and cancellation are handled between steps. Loss values stay on the
 device and are copied to the host only when reported, so a GPU step does not wait on the host.
@@ -7,10 +8,8 @@ device and are copied to the host only when reported, so a GPU step does not wai
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -19,46 +18,9 @@ from .errors import JobCancelled
 from .features import JITTER_UNIT
 from .images import quantize
 from .job import PreparedJob
+from .losses import GuideLosses
+from .progress import CancelToken, Progress, Result
 from .spec import Optimizer
-
-
-class CancelToken:
-    """Set from any thread; the loop checks it before every step."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-
-@dataclass
-class Progress:
-    step: int  # steps completed
-    steps: int
-    elapsed: float
-    losses: dict[str, float]  # latest reported, normalised and weighted, per term key
-    total: float
-    preview: np.ndarray | None = None  # uint8 H x W x 3, on preview steps only
-
-    @property
-    def fraction(self) -> float:
-        return self.step / self.steps
-
-    @property
-    def eta(self) -> float | None:
-        return None if self.step == 0 else self.elapsed / self.step * (self.steps - self.step)
-
-
-@dataclass
-class Result:
-    image: np.ndarray  # uint8 H x W x 3
-    history: list[dict[str, float]] = field(default_factory=list)  # per step: total and terms
-    elapsed: float = 0.0
 
 
 def build_optimizer(
@@ -107,13 +69,7 @@ def run(
     steps = spec.steps
     rng = torch.Generator().manual_seed(spec.seed)
     optimizer, schedule = build_optimizer(spec.optimizer, job.generator.parameters(), steps)
-    terms = job.terms
-    keys = [term.key for term in terms]
-    weights = torch.tensor([term.weight for term in terms], device=job.device)
-    floors = torch.tensor([term.min_scale for term in terms], device=job.device)
-    from_start = torch.tensor([term.scale_from == "start" for term in terms], device=job.device)
-    reference = job.reference_losses() if terms else None
-    scales: torch.Tensor | None = None
+    guide_losses = GuideLosses(job)
 
     pending: list[torch.Tensor] = []  # per step: [total, term...] on the device
     history: list[dict[str, float]] = []
@@ -126,14 +82,8 @@ def run(
             raise JobCancelled(f"cancelled after {step} of {steps} steps")
         optimizer.zero_grad(set_to_none=True)
         image = job.render()
-        if terms:
-            ctx = job.context(image, jitter(rng))
-            raw = torch.stack([term.raw(ctx) for term in terms])
-            if scales is None:
-                # Normalise so that weight 1 means the same pull for every guide.
-                scales = torch.maximum(torch.where(from_start, raw.detach(), reference).abs(), floors)
-            values = weights * raw / scales
-            total = values.sum()
+        if guide_losses:
+            total, values = guide_losses(image, jitter(rng))
             total.backward()
             optimizer.step()
             pending.append(torch.cat([total.detach()[None], values.detach()]))
@@ -147,7 +97,7 @@ def run(
             rows = torch.stack(pending).cpu().tolist()
             pending.clear()
             for row in rows:
-                history.append({"total": row[0], **dict(zip(keys, row[1:], strict=True))})
+                history.append({"total": row[0], **dict(zip(guide_losses.keys, row[1:], strict=True))})
             latest = history[-1]
         if on_progress is not None:
             preview = None

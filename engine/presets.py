@@ -11,11 +11,12 @@ from pathlib import Path
 
 from pydantic import Field, ValidationError
 
-from .errors import SpecError
-from .spec import HexColor, JobSpec, Losses, PaletteGuide, Strict, TextGuide, Weight
+from regia_contract.storyboard import DEFAULT_SUBJECT, PROMPT_SLOT, STYLE_PROMPT_WEIGHT
 
-# How hard a preset's style prompt and negative text pull, against a guide of weight 1.
-STYLE_PROMPT_WEIGHT = 0.5
+from .errors import SpecError
+from .guides.kinds import PaletteGuide, TextGuide
+from .spec import JobSpec, Losses
+from .spec_types import HexColor, Strict, Weight
 
 
 class Preset(Strict):
@@ -79,8 +80,8 @@ def _subject(guides: list) -> list[str]:
 def style_prompts(preset: Preset, prompts: list[str]) -> list[TextGuide]:
     """The preset's style prompt, around the job's own text ('{prompt}'), and its negative text. As top-level
     guides they apply to every edit region."""
-    subject = ", ".join(prompts) or "a scene"
-    out = [TextGuide(kind="text", prompt=preset.prompt.replace("{prompt}", subject), weight=STYLE_PROMPT_WEIGHT)]
+    subject = ", ".join(prompts) or DEFAULT_SUBJECT
+    out = [TextGuide(kind="text", prompt=preset.prompt.replace(PROMPT_SLOT, subject), weight=STYLE_PROMPT_WEIGHT)]
     if preset.negative:
         out.append(TextGuide(kind="text", prompt=preset.negative, weight=-STYLE_PROMPT_WEIGHT))
     return out

@@ -7,125 +7,52 @@ error is turned into a SpecError that names the field path, the bad value and wh
 from __future__ import annotations
 
 import json
-import re
 import types
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+from regia_contract import SPEC_VERSION
+from regia_contract.kinds import CANVAS_GUIDE_KINDS, GENERATOR_KINDS, GUIDE_KINDS, LOSS_GUIDE_KINDS
+from regia_contract.limits import (
+    DEFAULT_LR,
+    DEFAULT_PREVIEW_EVERY,
+    DEFAULT_SIDE,
+    DEFAULT_STEPS,
+    DEFAULT_STRENGTH,
+    MAX_FEATHER,
+    MAX_GUIDES,
+    MAX_NAME,
+    MAX_REGIONS,
+    MAX_SEED,
+    MAX_SIDE,
+    MAX_STEPS,
+    MAX_STRENGTH,
+    MIN_SIDE,
+)
 
 from .errors import SpecError, SpecErrors, short_repr
+from .guides.kinds import GUIDES
 from .input_files import TEXT_FILE_LIMIT, read_input_file
+from .spec_types import ImageRef, Strict, Weight
 from .strict_json import DuplicateKey, loads_strict
 
-SPEC_VERSION = 1
-MAX_SIDE = 4096
-BLOB_RE = re.compile(r"^blob:[0-9a-f]{64}$")
-HEX_COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
-
-
-def _check_ref(value: str) -> str:
-    if BLOB_RE.match(value):
-        return value
-    if value.startswith("blob:"):
-        raise ValueError("a blob reference is 'blob:' followed by 64 lowercase hex digits (sha256)")
-    if "\x00" in value:
-        raise ValueError("a path must not contain NUL characters")
-    return value
-
-
-ImageRef = Annotated[
-    str,
-    Field(min_length=1, max_length=1024, description="Path relative to the spec file, or blob:<sha256>"),
-    AfterValidator(_check_ref),
-]
-Weight = Annotated[float, Field(ge=-100.0, le=100.0, description="Strength; negative repels")]
-HexColor = Annotated[str, Field(pattern=HEX_COLOR_RE.pattern, description="#rrggbb")]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True, strict=True)
-
-
-# ---- guides -----------------------------------------------------------------------------
-
-
-class TextGuide(Strict):
-    """A text prompt; a negative weight makes it negative text. Needs CLIP (a later engine)."""
-
-    kind: Literal["text"]
-    prompt: str = Field(min_length=1, max_length=1000)
-    weight: Weight = 1.0
-
-
-class ImageGuide(Strict):
-    """An inspiration image, matched by its CLIP embedding. Needs CLIP (a later engine)."""
-
-    kind: Literal["image"]
-    image: ImageRef
-    weight: Weight = 1.0
-
-
-class StyleGuide(Strict):
-    """Texture and colour statistics of an image (any size), matched inside the region."""
-
-    kind: Literal["style"]
-    image: ImageRef
-    weight: Weight = 1.0
-
-
-class ContentGuide(Strict):
-    """Layout of an image: its low frequencies and structure. Resized to cover the canvas."""
-
-    kind: Literal["content"]
-    image: ImageRef
-    weight: Weight = 1.0
-
-
-class ScribbleGuide(Strict):
-    """Colour strokes on a transparent canvas-sized PNG: where alpha is set, colours follow."""
-
-    kind: Literal["scribble"]
-    image: ImageRef
-    weight: Weight = 1.0
-
-
-class OutlineGuide(Strict):
-    """Drawn lines (dark on light, or opaque on transparent) at canvas size: edges follow them."""
-
-    kind: Literal["outline"]
-    image: ImageRef
-    weight: Weight = 1.0
-
-
-class PaletteGuide(Strict):
-    """Pulls every pixel towards its nearest palette colour."""
-
-    kind: Literal["palette"]
-    colors: list[HexColor] = Field(min_length=1, max_length=64)
-    weight: Weight = 1.0
-
-
-Guide = Annotated[
-    TextGuide | ImageGuide | StyleGuide | ContentGuide | ScribbleGuide | OutlineGuide | PaletteGuide,
-    Field(discriminator="kind"),
-]
-GUIDE_KINDS = ("text", "image", "style", "content", "scribble", "outline", "palette")
-CLIP_GUIDE_KINDS = ("text", "image")
-CANVAS_GUIDE_KINDS = ("scribble", "outline")  # drawn over the canvas: their images are exactly its size
+# Every guide kind's model, from the table (engine/guides/kinds.py), discriminated by `kind`.
+Guide = Annotated[Union[tuple(entry.model for entry in GUIDES.values())], Field(discriminator="kind")]  # noqa: UP007
 
 
 # ---- regions ----------------------------------------------------------------------------
 
 
 class Region(Strict):
-    name: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=MAX_NAME)
     mask: ImageRef
-    feather: float = Field(default=0.0, ge=0.0, le=256.0, description="Soft edge width in pixels")
+    feather: float = Field(default=0.0, ge=0.0, le=MAX_FEATHER, description="Soft edge width in pixels")
     mode: Literal["edit", "keep", "embolden"] = "edit"
-    strength: float = Field(default=1.0, ge=0.0, le=4.0, description="How far embolden goes")
-    guides: list[Guide] = Field(default_factory=list, max_length=64)
+    strength: float = Field(default=DEFAULT_STRENGTH, ge=0.0, le=MAX_STRENGTH, description="How far embolden goes")
+    guides: list[Guide] = Field(default_factory=list, max_length=MAX_GUIDES)
 
     @model_validator(mode="after")
     def _keep_has_no_guides(self) -> Region:
@@ -152,12 +79,11 @@ class FourierGenerator(Strict):
 
 
 Generator = Annotated[PixelsGenerator | FourierGenerator, Field(discriminator="kind")]
-GENERATOR_KINDS = ("pixels", "fourier")
 
 
 class Optimizer(Strict):
     kind: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = Field(default=0.05, gt=0.0, le=10.0)
+    lr: float = Field(default=DEFAULT_LR, gt=0.0, le=10.0)
     weight_decay: float = Field(default=0.0, ge=0.0, le=1.0)
     schedule: Literal["constant", "cosine", "linear"] = "cosine"
     warmup: float = Field(default=0.0, ge=0.0, le=0.5, description="Fraction of steps spent ramping lr up")
@@ -168,9 +94,15 @@ class Init(Strict):
 
 
 class Losses(Strict):
+    """Shorthand for whole-canvas losses over everything generated: `tv`, `saturation`, `symmetry` (left-right).
+    The same kinds also work as guides, in any region or top level."""
+
     tv: Weight = 0.0
     saturation: Weight = 0.0
     symmetry: Weight = 0.0
+
+
+assert tuple(Losses.model_fields) == LOSS_GUIDE_KINDS
 
 
 class ClipModel(Strict):
@@ -197,20 +129,20 @@ class Cutouts(Strict):
 
 class JobSpec(Strict):
     version: Literal[1] = SPEC_VERSION
-    width: int = Field(default=512, ge=16, le=MAX_SIDE)
-    height: int = Field(default=512, ge=16, le=MAX_SIDE)
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)
-    steps: int = Field(default=200, ge=1, le=100_000)
+    width: int = Field(default=DEFAULT_SIDE, ge=MIN_SIDE, le=MAX_SIDE)
+    height: int = Field(default=DEFAULT_SIDE, ge=MIN_SIDE, le=MAX_SIDE)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
+    steps: int = Field(default=DEFAULT_STEPS, ge=1, le=MAX_STEPS)
     generator: Generator = Field(default_factory=lambda: PixelsGenerator(kind="pixels"))
     optimizer: Optimizer = Field(default_factory=Optimizer)
     init: Init | None = None
     preset: str | None = Field(default=None, min_length=1, max_length=64)
-    guides: list[Guide] = Field(default_factory=list, max_length=64)
+    guides: list[Guide] = Field(default_factory=list, max_length=MAX_GUIDES)
     losses: Losses = Field(default_factory=Losses)
-    regions: list[Region] = Field(default_factory=list, max_length=64)
+    regions: list[Region] = Field(default_factory=list, max_length=MAX_REGIONS)
     models: Models = Field(default_factory=Models)
     cutouts: Cutouts = Field(default_factory=Cutouts)
-    preview_every: int = Field(default=10, ge=0, le=100_000, description="0 means no previews")
+    preview_every: int = Field(default=DEFAULT_PREVIEW_EVERY, ge=0, le=MAX_STEPS, description="0 means no previews")
 
     @field_validator("regions")
     @classmethod

@@ -18,7 +18,8 @@ from skimage import data
 
 from engine.errors import SpecError, SpecErrors
 from engine.job import PreparedJob, prepare_job
-from engine.optimize import Result, run
+from engine.optimize import run
+from engine.progress import Result
 from engine.refs import FolderSource
 from engine.spec import validate_spec
 

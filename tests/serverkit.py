@@ -23,11 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jobkit
 import numpy as np
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).parent))
-import jobkit
 
 from engine.images import png_bytes as png  # the engine's own encoder
 

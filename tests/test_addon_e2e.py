@@ -11,10 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 import bpykit
+import pytest
 
 from engine.spec import validate_spec
 

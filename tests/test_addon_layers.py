@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 from importrules import imported_modules, relative_imports
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,9 +23,12 @@ def test_pure_modules_never_import_bpy_or_the_blender_layer() -> None:
 
 
 def test_every_pure_module_imports_without_blender() -> None:
-    names = [f"addon.{p.stem}" if p.stem != "__init__" else "addon" for p in PURE]
+    names = [f"regia.addon.{p.stem}" if p.stem != "__init__" else "regia.addon" for p in PURE]
     code = (
         "import importlib, sys\n"
+        "sys.path.insert(0, 'tests')\n"
+        "import regia_package\n"
+        "regia_package.install()\n"
         f"for name in {names!r}:\n"
         "    importlib.import_module(name)\n"
         "assert 'bpy' not in sys.modules and 'torch' not in sys.modules, sorted(sys.modules)\n"

@@ -9,11 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import bpykit
 import numpy as np
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).parent))
-import bpykit
 
 from engine.spec import validate_spec
 

@@ -9,12 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jobkit
 import numpy as np
 import pytest
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).parent))
-import jobkit
 
 from engine.cli import main
 from engine.spec import validate_spec

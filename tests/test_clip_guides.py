@@ -6,15 +6,12 @@ batched forward per step are all testable without downloading anything.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+import jobkit
 import numpy as np
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).parent))
-import jobkit
 
 from engine.guides.clip import ClipTerm, spherical_distance
 from engine.models import load_clip

@@ -15,8 +15,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 import serverkit
 from importrules import imported_modules, relative_imports
 from serverkit import IMAGES, LONG, job_spec, png

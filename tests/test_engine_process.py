@@ -7,40 +7,27 @@ Also `python -m engine serve` under an interpreter without torch: one line with 
 from __future__ import annotations
 
 import gc
-import importlib
 import os
 import subprocess
 import sys
 import textwrap
 import time
-import types
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 from importrules import imported_modules
+from regia_package import addon_module
 
 REPO = Path(__file__).resolve().parent.parent
 MODULE = REPO / "addon" / "engine_process.py"
-PURE_PACKAGE = "regia_addon_pure"
 THREADS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # a loaded 2-core machine: one intra-op thread
 READY_TIMEOUT = 120.0  # importing torch on a busy machine
 POLL_BUDGET = 0.05  # seconds: poll() runs on Blender's main thread, from a timer (it takes well under 1 ms)
 
 
-def load_addon_module(name: str) -> types.ModuleType:
-    """An addon/ module as part of a package that skips addon/__init__.py (the bpy side stays out of pytest)."""
-    if PURE_PACKAGE not in sys.modules:
-        package = types.ModuleType(PURE_PACKAGE)
-        package.__path__ = [str(REPO / "addon")]
-        sys.modules[PURE_PACKAGE] = package
-    return importlib.import_module(f"{PURE_PACKAGE}.{name}")
-
-
-engine_process = load_addon_module("engine_process")
-engine_client = load_addon_module("engine_client")
+engine_process = addon_module("engine_process")
+engine_client = addon_module("engine_client")
 ManagedEngine = engine_process.ManagedEngine
 EngineStartError = engine_process.EngineStartError
 
@@ -137,11 +124,10 @@ def test_stop_and_poll_before_start_are_harmless(tmp_path):
 
 CHILD = textwrap.dedent(
     """
-    import importlib, sys, time, types
-    package = types.ModuleType("regia_addon_pure")
-    package.__path__ = [sys.argv[1]]
-    sys.modules["regia_addon_pure"] = package
-    engine_process = importlib.import_module("regia_addon_pure.engine_process")
+    import sys, time
+    sys.path.insert(0, sys.argv[1])
+    from regia_package import addon_module
+    engine_process = addon_module("engine_process")
     engine = engine_process.ManagedEngine(sys.executable, sys.argv[2], sys.argv[3], device="cpu",
                                           env={"OMP_NUM_THREADS": "1"})
     engine.start()
@@ -157,7 +143,7 @@ CHILD = textwrap.dedent(
 def run_child(tmp_path: Path, mode: str) -> tuple[subprocess.Popen[str], int]:
     """A process that starts an engine, prints its pid, then exits (`exit`) or waits to be killed."""
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(REPO / "addon"), str(REPO), str(tmp_path / "data"), mode],
+        [sys.executable, "-c", CHILD, str(REPO / "tests"), str(REPO), str(tmp_path / "data"), mode],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -3,13 +3,9 @@ blob reference."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from regia_package import addon_module
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_engine_process import load_addon_module
-
-words = load_addon_module("error_words")
+words = addon_module("error_words")
 BLOB = "blob:" + "ab" * 32
 SPEC = {
     "init": {"image": BLOB},

@@ -14,10 +14,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 import bpykit
+import pytest
 from importrules import imported_modules, relative_imports
 
 REPO = Path(__file__).resolve().parent.parent

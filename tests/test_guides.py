@@ -6,15 +6,12 @@ is how much of the term's loss is left.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+import jobkit
 import numpy as np
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).parent))
-import jobkit
 
 from engine.features import RandomFeatureNet, image_stats, masked_stats, masks_for, style_distance
 from engine.filters import sobel_magnitude

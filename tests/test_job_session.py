@@ -6,27 +6,23 @@ from __future__ import annotations
 import contextlib
 import gc
 import http.server
-import importlib
 import statistics
 import sys
 import threading
 import time
-import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 import serverkit
 from importrules import imported_modules
+from regia_package import addon_module
 from serverkit import IMAGES, LONG, SIZE, job_spec
 
 REPO = Path(__file__).resolve().parent.parent
 MODULE = REPO / "addon" / "job_session.py"
-PURE_PACKAGE = "regia_addon_pure"
 TOKEN = "session-token"
 # drain() runs on Blender's main thread: its typical call is microseconds; the slowest is allowed a scheduler slice
 # on a loaded 2-core machine, but not a network round trip.
@@ -34,18 +30,9 @@ DRAIN_TYPICAL, DRAIN_BUDGET = 0.001, 0.02
 JOB_TIMEOUT = 90.0
 
 
-def load_addon_module(name: str) -> types.ModuleType:
-    """An addon/ module as part of a package that skips addon/__init__.py (the bpy side stays out of pytest)."""
-    if PURE_PACKAGE not in sys.modules:
-        package = types.ModuleType(PURE_PACKAGE)
-        package.__path__ = [str(REPO / "addon")]
-        sys.modules[PURE_PACKAGE] = package
-    return importlib.import_module(f"{PURE_PACKAGE}.{name}")
-
-
-js = load_addon_module("job_session")
-engine_client = load_addon_module("engine_client")
-png_codec = load_addon_module("png_codec")
+js = addon_module("job_session")
+engine_client = addon_module("engine_client")
+png_codec = addon_module("png_codec")
 EngineClient = engine_client.EngineClient
 JobSession = js.JobSession
 

@@ -15,11 +15,9 @@ import types
 from pathlib import Path
 from typing import Any
 
+import bpykit
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-import bpykit
 
 MODULE = Path(__file__).resolve().parent.parent / "addon" / "mask_raster.py"
 

@@ -15,8 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 from importrules import imported_modules, relative_imports
 
 MODULE = Path(__file__).resolve().parent.parent / "addon" / "mask_raster.py"

@@ -14,16 +14,14 @@ import time
 import uuid
 from pathlib import Path
 
+import jobkit
 import open_clip
 import pytest
+import serverkit
 import torch
 from huggingface_hub import constants as hf_constants
 from open_clip import pretrained as oc_pretrained
 from safetensors.torch import save_file
-
-sys.path.insert(0, str(Path(__file__).parent))
-import jobkit
-import serverkit
 
 from engine import models
 from engine.errors import SpecError, SpecErrors

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
 import threading
 import warnings
 from pathlib import Path
 
+import jobkit
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-import jobkit
-
 from engine.errors import JobCancelled
-from engine.optimize import CancelToken, Progress, build_optimizer, run
+from engine.optimize import build_optimizer, run
+from engine.progress import CancelToken, Progress
 from engine.spec import Optimizer
 
 SIZE = 40

@@ -6,16 +6,13 @@ from __future__ import annotations
 import io
 import os
 import resource
-import sys
 import threading
 from pathlib import Path
 
 import numpy as np
+import pngkit
 import pytest
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).parent))
-import pngkit
 
 from engine.errors import SpecError, SpecErrors
 from engine.images import CLI_LIMITS, ImageLimits, decode_image, image_size, png_bytes

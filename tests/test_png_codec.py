@@ -3,36 +3,23 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 import io
 import sys
 import time
-import types
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).parent))
 from importrules import imported_modules
+from PIL import Image
+from regia_package import addon_module
 
 REPO = Path(__file__).resolve().parent.parent
 MODULE = REPO / "addon" / "png_codec.py"
-PURE_PACKAGE = "regia_addon_pure"
 
 
-def load_addon_module(name: str) -> types.ModuleType:
-    """An addon/ module as part of a package that skips addon/__init__.py (the bpy side stays out of pytest)."""
-    if PURE_PACKAGE not in sys.modules:
-        package = types.ModuleType(PURE_PACKAGE)
-        package.__path__ = [str(REPO / "addon")]
-        sys.modules[PURE_PACKAGE] = package
-    return importlib.import_module(f"{PURE_PACKAGE}.{name}")
-
-
-png_codec = load_addon_module("png_codec")
+png_codec = addon_module("png_codec")
 encode_png = png_codec.encode_png
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 import tomllib
 from pathlib import Path
 
+import jobkit
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-import jobkit
 
 from engine.errors import SpecError
 from engine.presets import Preset, apply_preset, known_presets, load_preset, presets_dir

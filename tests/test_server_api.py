@@ -9,20 +9,16 @@ from __future__ import annotations
 import io
 import itertools
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
+import jobkit
 import numpy as np
 import pytest
-from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).parent))
-import jobkit
 import serverkit
+from PIL import Image
 from serverkit import (
     IMAGES,
     LONG,

@@ -12,10 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 import jobkit
+import pytest
 import serverkit
 from serverkit import check_errors, submit, upload_png, wait_running
 from test_engine_process import engine_process, pid_alive

@@ -8,13 +8,10 @@ import errno
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 import jobkit
+import pytest
 import serverkit
 from serverkit import check_errors, submit, upload_png, wait_final, wait_running
 

@@ -6,18 +6,14 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-import sys
 import time
 import weakref
-from pathlib import Path
 
+import jobkit
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-import jobkit
-
+from engine import optimize as optimize_module
 from engine.images import png_bytes
-from engine.server import worker as worker_module
 from engine.server.blobs import BlobSource, BlobStore
 from engine.server.jobs import JobStore
 from engine.server.worker import Worker, failure_message
@@ -45,7 +41,7 @@ def test_out_of_memory_fails_the_job_with_what_to_lower_frees_it_and_the_next_ru
     regions = [{"name": f"r{i}", "mask": ref, "guides": palette} for i, ref in enumerate(masks)]
     spec = jobkit.spec(SIZE, 4, regions=regions)
 
-    real_run = worker_module.run
+    real_run = optimize_module.run
     held: list[weakref.ref] = []
 
     def run_out_of_memory(job, **kwargs):
@@ -55,7 +51,7 @@ def test_out_of_memory_fails_the_job_with_what_to_lower_frees_it_and_the_next_ru
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real_run(job, **kwargs)
 
-    monkeypatch.setattr(worker_module, "run", run_out_of_memory)
+    monkeypatch.setattr(optimize_module, "run", run_out_of_memory)  # the runner execute() picks
     store = JobStore(tmp_path / "jobs")
     alive_when_failed: list[bool] = []
     real_finish = store.finish
@@ -78,7 +74,8 @@ def test_out_of_memory_fails_the_job_with_what_to_lower_frees_it_and_the_next_ru
         assert error.startswith(f"out of GPU memory at {SIZE}x{SIZE}: lower width/height (now {SIZE}x{SIZE})"), error
         assert "the number of regions (now 3)" in error and "--device cpu" in error, error
         assert alive_when_failed == [False, False], "the failed job's tensors were still alive when it was reported"
-        assert wait_final(store, second)["state"] == "done"
+        done = wait_final(store, second)
+        assert done["state"] == "done", done["error"]
     finally:
         worker.stop()
 

@@ -14,19 +14,15 @@ describes them; invalid requests refused) plus the contract's error shape, excep
 from __future__ import annotations
 
 import struct
-import sys
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 import schemathesis
+import serverkit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import allow_header_conformance, positive_data_acceptance
-
-sys.path.insert(0, str(Path(__file__).parent))
-import serverkit
 
 EXAMPLES = 50  # per operation and phase: well under a minute for the whole API on two cores
 

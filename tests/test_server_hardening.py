@@ -9,16 +9,13 @@ import os
 import resource
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
-import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 import jobkit
 import pngkit
+import pytest
 import serverkit
 from serverkit import check_errors, submit, upload, upload_png, wait_final
 

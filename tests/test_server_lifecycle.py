@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 import serverkit
 from serverkit import IMAGES, LONG, check_status, job_spec, submit, upload_png, wait_final, wait_running, when
 

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import httpx
-import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 import jobkit
+import pytest
 import serverkit
 from serverkit import check_errors, submit, upload_png, wait_final
 

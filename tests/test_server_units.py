@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import time
 import warnings
 from pathlib import Path
 
+import jobkit
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-import jobkit
 
 from engine.cli import run_spec_file
 from engine.errors import SpecError

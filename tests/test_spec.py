@@ -7,17 +7,15 @@ capabilities); both raise SpecError or SpecErrors.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
+import jobkit
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import jobkit
-
 from engine.errors import SpecError, SpecErrors
-from engine.spec import GUIDE_KINDS, JobSpec, json_schema, load_spec_file, parse_spec_json, validate_spec
+from engine.spec import JobSpec, json_schema, load_spec_file, parse_spec_json, validate_spec
+from regia_contract.kinds import GUIDE_KINDS
 
 SIZE = 48
 

@@ -12,9 +12,9 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from regia.addon import naming, pixels, region_maps
+from regia.addon.spec_builder import GuideInput, InputError, JobInput, RegionInput, build_job, parse_palette
 
-from addon import naming, pixels, region_maps
-from addon.spec_builder import GuideInput, InputError, JobInput, RegionInput, build_job, parse_palette
 from engine.spec import validate_spec
 
 H, W = 48, 64

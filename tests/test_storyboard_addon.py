@@ -15,14 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import bpykit
 import numpy as np
 import pytest
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).parent))
-import bpykit
-
-from addon.storyboard import derive_seed
+from regia.regia_contract.storyboard import derived_seed
 
 SCRIPT = Path(__file__).parent / "bpy_scripts" / "storyboard_e2e.py"
 PHASES = ("markers", "text", "blockout", "generate", "regenerate", "export", "cancel", "ui")
@@ -105,7 +102,7 @@ def test_each_shot_runs_with_the_storyboards_style_its_blockout_and_its_own_seed
     gen = run["generate"]
     assert [g["kind"] for g in gen["spec_a"]["guides"]] == ["style", "palette", "content", "outline"]
     assert gen["spec_a"]["guides"][1]["colors"] == ["#223344", "#ddcc88"]
-    assert gen["seeds"] == {name: derive_seed(7, name) for name in ("A", "B", "C")}
+    assert gen["seeds"] == {name: derived_seed(7, name) for name in ("A", "B", "C")}
     assert [(r["name"], r["mode"]) for r in gen["regions_c"]] == [("paint 1", "edit")]
 
 

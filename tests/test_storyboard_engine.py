@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
+import jobkit
 import numpy as np
 import pytest
 import torch
 from skimage import data
 from torch import nn
-
-sys.path.insert(0, str(Path(__file__).parent))
-import jobkit
 
 from engine.cli import main
 from engine.errors import SpecErrors
@@ -27,7 +24,6 @@ from engine.refs import FolderSource
 from engine.spec import validate_spec
 from engine.storyboard import (
     Storyboard,
-    derived_seed,
     job_field,
     safe_name,
     shot_file,
@@ -35,6 +31,7 @@ from engine.storyboard import (
     shot_spec,
     validate_storyboard,
 )
+from regia_contract.storyboard import derived_seed
 
 SIZE = 40
 CLIP = {"clip": {"name": "regia-tiny", "weights": "random"}}

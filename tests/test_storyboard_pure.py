@@ -11,29 +11,26 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from addon.bitmap_font import ADVANCE, GLYPH_H, GLYPHS, fit_text, render_text, text_width
-from addon.contact_sheet import BACKGROUND, INK, MISSING, Panel, cell_size, contact_sheet, layout
-from addon.edges import edges, outline_drawing, sobel
-from addon.naming import MAX_ID_NAME_BYTES
-from addon.spec_builder import Blobs, GuideInput, InputError, RegionInput
-from addon.storyboard import (
+from regia.addon.bitmap_font import ADVANCE, GLYPH_H, GLYPHS, fit_text, render_text, text_width
+from regia.addon.contact_sheet import BACKGROUND, INK, MISSING, Panel, cell_size, contact_sheet, layout
+from regia.addon.edges import edges, outline_drawing, sobel
+from regia.addon.naming import MAX_ID_NAME_BYTES
+from regia.addon.spec_builder import Blobs, GuideInput, InputError, RegionInput
+from regia.addon.storyboard import (
     Marker,
     ShotInput,
     ShotLine,
     StyleInput,
-    derive_seed,
     export_files,
     parse_shot_text,
     shot_entry,
     shot_image_name,
-    shot_seed,
-    shot_spec,
     shots_from_markers,
     shots_from_text,
     spec_blobs,
     storyboard_head,
 )
+from regia.regia_contract.storyboard import derived_seed, shot_seed, shot_spec
 
 W, H = 40, 32
 CLIP = ("regia-tiny", "random")
@@ -112,12 +109,12 @@ def test_text_shots_take_their_own_frames_else_an_existing_shots_else_follow_the
 
 def test_seeds_follow_the_rule_and_a_shots_own_seed_wins() -> None:
     expected = int.from_bytes(hashlib.sha256(b"7:Opening").digest()[:4], "big")
-    assert derive_seed(7, "Opening") == expected
+    assert derived_seed(7, "Opening") == expected
     shot = {"name": "Opening", "seed": None}
-    assert shot_seed({"seed": 7, "seed_rule": "per_shot"}, shot) == expected
-    assert shot_seed({"seed": 7, "seed_rule": "fixed"}, shot) == 7
-    assert shot_seed({"seed": 7, "seed_rule": "per_shot"}, {"name": "Opening", "seed": 3}) == 3
-    assert derive_seed(7, "Opening") != derive_seed(7, "Hallway") != derive_seed(8, "Hallway")
+    assert shot_seed({"seed": 7, "seed_rule": "per_shot", "shots": [shot]}, 0) == expected
+    assert shot_seed({"seed": 7, "seed_rule": "fixed", "shots": [shot]}, 0) == 7
+    assert shot_seed({"seed": 7, "seed_rule": "per_shot", "shots": [{"name": "Opening", "seed": 3}]}, 0) == 3
+    assert derived_seed(7, "Opening") != derived_seed(7, "Hallway") != derived_seed(8, "Hallway")
 
 
 # ---- the storyboard file and each shot's spec ------------------------------------------------------------------
@@ -172,7 +169,7 @@ def test_without_clip_a_shot_gets_the_style_images_the_palette_and_its_own_guide
     ]
     assert [g["kind"] for g in spec["guides"]] == ["style", "style", "palette", "outline"]
     assert (spec["width"], spec["height"], spec["steps"], spec["preview_every"]) == (W, H, 3, 0)
-    assert spec["seed"] == derive_seed(11, "Opening") and shot_spec(board, 1)["seed"] == 5
+    assert spec["seed"] == derived_seed(11, "Opening") and shot_spec(board, 1)["seed"] == 5
     assert "models" not in spec and spec["regions"] == [] and "init" not in spec
 
 

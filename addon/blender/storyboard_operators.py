@@ -9,10 +9,11 @@ from pathlib import Path
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
+from ...regia_contract.storyboard import shot_spec
 from ..engine_client import EngineError
 from ..engine_process import EngineStartError
 from ..spec_builder import InputError
-from ..storyboard import Marker, ShotRange, parse_shot_text, shot_spec, shots_from_markers, shots_from_text, spec_blobs
+from ..storyboard import Marker, ShotRange, parse_shot_text, shots_from_markers, shots_from_text, spec_blobs
 from . import runtime, storyboard_runtime
 from .images import new_image
 from .lists import remove_active

@@ -1,5 +1,6 @@
-"""Guide terms: one loss each, masked to its region. engine/job.py builds them from a spec."""
+"""Guides: one loss each, masked to its region.
 
-from .base import GuideTerm, StepContext
-
-__all__ = ["GuideTerm", "StepContext"]
+`kinds` is the table of guide kinds (spec model, term builder, what each needs), torch-free so that validating a
+spec never imports torch; the other modules build and compute the terms. engine/job.py places every guide of a spec
+in its region(s) and builds its term through the table.
+"""

@@ -17,7 +17,7 @@ import torch
 from ..cutouts import RegionCutouts
 from ..masks import RegionLayout
 from ..models import ClipBundle, load_clip
-from ..spec import JobSpec
+from ..placement import BuildContext, Placement
 from .base import GuideTerm, StepContext
 
 Sampler = Callable[[int], RegionCutouts]  # a cutout sampler for a given budget, with the job's settings
@@ -116,23 +116,17 @@ def embolden_target(
     return target / target.norm()
 
 
-Placement = tuple[int, Any, str, str]  # (layout row, guide, field path, loss key), as prepare_job lists them
+def place_clip_guide(guide: Any, place: Placement, ctx: BuildContext) -> None:
+    """Text and inspiration guides are built together, with one bank for the job (build_clip_terms)."""
+    ctx.clip_placements.append(place)
 
 
-def build_clip_terms(
-    spec: JobSpec,
-    placements: Sequence[Placement],
-    layout: RegionLayout,
-    init: torch.Tensor | None,
-    open_image: Callable[[str, str], torch.Tensor],
-    device: torch.device,
-) -> tuple[list[ClipTerm], ClipBank | None]:
-    """The CLIP terms of a job and their shared bank; none (and no model loaded) when nothing needs CLIP.
-
-    `open_image(ref, field_path)` gives an image as a (1, 3, H, W) tensor on the device."""
-    clip_placements = [p for p in placements if p[1].kind in ("text", "image")]
+def build_clip_terms(ctx: BuildContext, placed: Sequence[Placement]) -> tuple[list[ClipTerm], ClipBank | None]:
+    """The CLIP terms of a job and their shared bank: one per text or inspiration guide placed, and embolden's own
+    direction per embolden region; none (and no model loaded) when nothing needs CLIP."""
+    spec, layout, init, device = ctx.spec, ctx.layout, ctx.init, ctx.device
     embolden = [r for r in spec.regions if r.mode == "embolden"] if init is not None else []
-    if spec.models.clip is None or not (clip_placements or embolden):
+    if spec.models.clip is None or not (placed or embolden):
         return [], None
     bundle = load_clip(spec.models.clip.name, spec.models.clip.weights, device)
     settings = spec.cutouts
@@ -141,12 +135,13 @@ def build_clip_terms(
         return RegionCutouts(bundle.image_size, count, settings.min_per_region, settings.cut_pow, settings.augment)
 
     terms: list[ClipTerm] = []
-    for row, guide, path, key in clip_placements:
+    for place in placed:
+        guide = place.guide
         if guide.kind == "text":
             target = text_target(bundle, guide.prompt)
         else:
-            target = image_target(bundle, sampler, open_image(guide.image, f"{path}.image"), spec.seed)
-        terms.append(ClipTerm(key, guide.weight, row, target.to(device)))
+            target = image_target(bundle, sampler, ctx.rgb(guide.image, f"{place.path}.image"), spec.seed)
+        terms.append(ClipTerm(place.key, guide.weight, place.row, target.to(device)))
     for region in embolden:
         row = layout.names.index(region.name)
         weights = layout.guided[row : row + 1]

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from ..features import shifted
-from ..filters import masked_mean
+from ..filters import cover_resize, masked_mean
+from ..placement import BuildContext, Placement
 from .base import RegionTerm, StepContext
 
 STRUCTURE_LAYER = 2  # mid-level random features: edges and shapes, not texture
@@ -36,3 +37,8 @@ class ContentTerm(RegionTerm):
         feat_weight = shifted(F.adaptive_avg_pool2d(weight, feature.shape[-2:]), ctx.shift, stride)
         structure = masked_mean((feature - target).pow(2), feat_weight)
         return colour + 0.1 * structure
+
+
+def build_content(guide, place: Placement, ctx: BuildContext) -> ContentTerm:
+    reference = cover_resize(ctx.rgb(guide.image, f"{place.path}.image"), ctx.height, ctx.width)
+    return ContentTerm(place.key, guide.weight, place.row, reference, ctx.net)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..filters import masked_mean
+from ..placement import BuildContext, Placement
 from .base import RegionTerm, StepContext
 
 SOFTMIN_TEMPERATURE = 0.002  # in squared RGB distance; small = nearest colour, smooth gradient
@@ -32,3 +33,7 @@ class PaletteTerm(RegionTerm):
     def raw(self, ctx: StepContext) -> torch.Tensor:
         weight = self.region_weight(ctx)
         return masked_mean(palette_distance(ctx.image, self.palette), weight)
+
+
+def build_palette(guide, place: Placement, ctx: BuildContext) -> PaletteTerm:
+    return PaletteTerm(place.key, guide.weight, place.row, hex_to_rgb(guide.colors).to(ctx.device))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from PIL import Image
 
 from ..filters import gaussian_blur, luminance, masked_mean, sobel_magnitude
+from ..images import has_alpha, to_rgb, to_rgba
+from ..placement import BuildContext, Placement, as_tensor
 from .base import RegionTerm, StepContext
 
 EDGE_SOFTNESS = 0.08  # gradient magnitude at which an edge counts as about 2/3 drawn
@@ -63,3 +67,28 @@ class OutlineTerm(RegionTerm):
         on_lines = masked_mean(error, weight * self.lines)
         off_lines = masked_mean(error, weight * (1.0 - self.lines))
         return on_lines + 0.5 * off_lines
+
+
+def _ink(image: Image.Image) -> np.ndarray:
+    """Where a drawing has been drawn: its alpha, or darkness on a light page."""
+    if has_alpha(image):
+        return to_rgba(image)[..., 3:4]
+    return 1.0 - to_rgb(image).mean(axis=2, keepdims=True)
+
+
+def _stroke_rgba(image: Image.Image) -> np.ndarray:
+    """Scribble strokes as RGBA; without alpha, near-white paper counts as no stroke."""
+    rgba = to_rgba(image)
+    if not has_alpha(image):
+        rgba[..., 3] = (rgba[..., :3].min(axis=2) < 0.98).astype(np.float32)
+    return rgba
+
+
+def build_scribble(guide, place: Placement, ctx: BuildContext) -> ScribbleTerm:
+    rgba = _stroke_rgba(ctx.loader.canvas_sized(guide.image, f"{place.path}.image", "the scribble"))
+    return ScribbleTerm(place.key, guide.weight, place.row, as_tensor(rgba, ctx.device))
+
+
+def build_outline(guide, place: Placement, ctx: BuildContext) -> OutlineTerm:
+    ink = _ink(ctx.loader.canvas_sized(guide.image, f"{place.path}.image", "the outline"))
+    return OutlineTerm(place.key, guide.weight, place.row, as_tensor(ink, ctx.device))

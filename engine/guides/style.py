@@ -10,11 +10,15 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from PIL import Image
 
 from ..features import RandomFeatureNet, RegionSupport, image_stats, style_distance
+from ..filters import resize_to
+from ..images import to_rgb
+from ..placement import BuildContext, Placement, as_tensor
 from .base import GuideTerm, StepContext
 
 Stats = list[tuple[torch.Tensor, torch.Tensor]]
@@ -123,3 +127,26 @@ def cached_style_target(
     process for the same pixels, canvas size and device."""
     key = (pixels_digest(image), canvas, str(device))
     return cache.get(key, lambda: style_target(net, reference()))
+
+
+def _style_reference(image: Image.Image, width: int, height: int, device: torch.device) -> torch.Tensor:
+    """Reference scaled to about the canvas's area, keeping its aspect, so texture scale matches."""
+    tensor = as_tensor(to_rgb(image), device)
+    h, w = tensor.shape[-2:]
+    scale = ((width * height) / (w * h)) ** 0.5
+    return resize_to(tensor, max(16, round(h * scale)), max(16, round(w * scale)))
+
+
+def build_style(guide, place: Placement, ctx: BuildContext) -> StyleTerm:
+    """A style term in the job's StyleBank: one statistics target per reference image, shared by its uses."""
+    if guide.image not in ctx.style_targets:
+        image = ctx.loader.open(guide.image, f"{place.path}.image")
+        reference = partial(_style_reference, image, ctx.width, ctx.height, ctx.device)
+        ctx.style_targets[guide.image] = cached_style_target(
+            ctx.net, image, (ctx.width, ctx.height), ctx.device, reference
+        )
+    term = StyleTerm(
+        place.key, guide.weight, len(ctx.style_terms), ctx.style_rows.index(place.row), ctx.style_targets[guide.image]
+    )
+    ctx.style_terms.append(term)
+    return term

@@ -1,4 +1,4 @@
-"""One thread per device runs jobs first in first out: the same prepare_job + run as the CLI."""
+"""One thread per device runs jobs first in first out, through engine.execute as the CLI and storyboards do."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pathlib import Path
 import torch
 
 from ..errors import JobCancelled, SpecError, SpecErrors
+from ..execute import execute
 from ..images import atomic_write_bytes, png_bytes
-from ..job import prepare_job
-from ..optimize import CancelToken, Progress, run
 from ..outputs import RunFolder
+from ..progress import CancelToken, Progress
 from ..refs import ImageSource
 from ..spec import JobSpec, validate_spec
 from .jobs import JobRecord, JobStore, disk_full, interrupted_message
@@ -127,12 +127,11 @@ class Worker:
                 atomic_write_bytes(preview_path, png_bytes(progress.preview))
             self.store.progress(record, progress.step, progress.losses, progress.total, progress.eta)
 
-        job = result = None
+        result = None
         failure: tuple[str, bool] | None = None  # (message, out of memory)
         try:
             spec = validate_spec(json.loads(self.store.spec_text(record.id)))
-            job = prepare_job(spec, self.source, self.device)
-            result = run(job, on_progress=on_progress, cancel=token)
+            result = execute(spec, self.source, self.device, on_progress=on_progress, cancel=token)
             outputs = RunFolder(folder)
             outputs.write_losses(result.history)
             outputs.write_result(result.image)  # last: a result.png on disk means the job is whole
@@ -149,7 +148,7 @@ class Worker:
         if failure is not None:
             # Out of the except block: the exception's traceback (which holds the job's frames, and through them
             # every tensor of the job) is gone, so the memory can really be given back before the next job.
-            job = result = None
+            result = None
             if failure[1]:
                 release_memory(self.device)
             self.store.finish(record, "failed", failure[0])

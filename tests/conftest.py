@@ -1,0 +1,14 @@
+"""Shared by every test: the extension's root as the package `regia`, and the test markers.
+
+tests/ and the repository root are on sys.path through pyproject.toml (`pythonpath`), so helpers (jobkit, serverkit,
+pngkit, bpykit, ...) import by name and `engine` imports as the engine process sees it.
+
+Markers (pyproject.toml lists them): `slow` (starts engine processes or runs many steps), `bpy` (runs Blender's bpy
+in a child process), `perf` (asserts a duration: out of the default run, since a loaded machine makes it flaky).
+"""
+
+from __future__ import annotations
+
+import regia_package
+
+regia_package.install()

@@ -328,7 +328,7 @@ def phase_export() -> None:
     # Another shot's image in the first shot's place must not match as well: the comparison can fail.
     swapped = difference(boxes[0], board.shots[1].image)
     prepared = module("blender.storyboard_inputs").prepare(bpy.context.scene, list(board.shots))
-    shot_spec = module("storyboard").shot_spec
+    shot_spec = sys.modules[f"{PACKAGE}.regia_contract.storyboard"].shot_spec
     specs = [_refs_as_sha(shot_spec(prepared.storyboard, i)) for i in range(len(board.shots))]
     emit(
         phase="export",

@@ -15,24 +15,14 @@ from typing import Any
 import numpy as np
 
 from ..regia_contract import SPEC_VERSION
-from ..regia_contract.kinds import GENERATOR_KINDS, OPTIMIZER_KINDS, REGION_MODES, SCHEDULES
+from ..regia_contract.kinds import GENERATOR_KINDS, OPTIMIZER_KINDS, REGION_MODES, SCHEDULES, SYMMETRY_AXES
 from ..regia_contract.limits import MAX_NAME, MAX_SIDE, MIN_SIDE
+from .guide_kinds import KINDS, MAX_REFERENCE_SIDE, AddonGuideKind
 from .pixels import resize, rgba, to_uint8
 from .png_codec import encode_png, sha256_hex
 from .region_maps import is_empty
 
-# Guide images the engine only summarises (style statistics, CLIP embeddings) need no more than this.
-MAX_REFERENCE_SIDE = 1024
 HEX_COLOR = re.compile(r"#?([0-9a-fA-F]{6})")
-
-# The add-on's guide kinds, as the panel lists them, and what each becomes in the spec.
-GUIDE_KINDS = ("TEXT", "NEGATIVE_TEXT", "INSPIRATION", "STYLE", "CONTENT", "SCRIBBLE", "OUTLINE", "PALETTE")
-TEXT_KINDS = ("TEXT", "NEGATIVE_TEXT")
-IMAGE_KINDS = ("INSPIRATION", "STYLE", "CONTENT", "SCRIBBLE", "OUTLINE")
-# These are drawn over the target, so they must be the target's size (then scaled with the canvas).
-CANVAS_KINDS = ("SCRIBBLE", "OUTLINE")
-_SPEC_KIND = {"INSPIRATION": "image", "STYLE": "style", "CONTENT": "content", "SCRIBBLE": "scribble",
-              "OUTLINE": "outline"}  # fmt: skip
 
 
 class InputError(ValueError):
@@ -56,6 +46,7 @@ class GuideInput:
     image: np.ndarray | None = None  # top-down (h, w, 4) float display values
     image_name: str = ""
     colors: str = ""  # palette: hex colours separated by spaces or commas
+    axis: str = "vertical"  # symmetry: one of the contract's SYMMETRY_AXES
 
 
 @dataclass
@@ -230,22 +221,51 @@ def region_spec(
 def guide_spec(
     guide: GuideInput, where: str, target_size: tuple[int, int], canvas: tuple[int, int], blobs: Blobs
 ) -> dict[str, Any]:
-    _check_choice(f"{where} kind", guide.kind, GUIDE_KINDS)
-    where = f"{where} ({guide.kind.lower().replace('_', ' ')})"
-    weight = float(guide.weight)
-    if guide.kind in TEXT_KINDS:
-        prompt = guide.text.strip()
-        if not prompt:
-            raise InputError(where, "the text is empty", allowed="a prompt, or remove the guide")
-        # Negative text is a text guide that repels: the spec's sign convention.
-        return {"kind": "text", "prompt": prompt, "weight": -abs(weight) if guide.kind == "NEGATIVE_TEXT" else weight}
-    if guide.kind == "PALETTE":
-        return {"kind": "palette", "colors": parse_palette(guide.colors, where), "weight": weight}
+    """The guide as spec JSON, from its row in guide_kinds.KINDS: its spec kind, a value per field it has (prompt,
+    image, colours, axis) and its signed weight."""
+    kind = KINDS.get(guide.kind)
+    if kind is None:
+        raise InputError(f"{where} kind", "unknown choice", value=guide.kind, allowed=", ".join(KINDS))
+    where = f"{where} ({kind.label.lower()})"
+    out: dict[str, Any] = {"kind": kind.spec_kind}
+    for name in kind.fields:
+        key, value = _FIELD_SPECS[name](guide, kind, where, target_size, canvas, blobs)
+        out[key] = value
+    out["weight"] = kind.weight(float(guide.weight))
+    return out
+
+
+def _prompt(guide: GuideInput, kind: AddonGuideKind, where: str, *_: Any) -> tuple[str, str]:
+    prompt = guide.text.strip()
+    if not prompt:
+        raise InputError(where, "the text is empty", allowed="a prompt, or remove the guide")
+    return "prompt", prompt
+
+
+def _colors(guide: GuideInput, kind: AddonGuideKind, where: str, *_: Any) -> tuple[str, list[str]]:
+    return "colors", parse_palette(guide.colors, where)
+
+
+def _axis(guide: GuideInput, kind: AddonGuideKind, where: str, *_: Any) -> tuple[str, str]:
+    _check_choice(f"{where} axis", guide.axis, SYMMETRY_AXES)
+    return "axis", guide.axis
+
+
+def _image(
+    guide: GuideInput,
+    kind: AddonGuideKind,
+    where: str,
+    target_size: tuple[int, int],
+    canvas: tuple[int, int],
+    blobs: Blobs,
+) -> tuple[str, str]:
+    """Canvas images (drawn over the target) must be the target's size and are scaled with the canvas; references
+    are sent at the canvas's size (content) or at most MAX_REFERENCE_SIDE."""
     if guide.image is None:
         raise InputError(where, "no image is set", allowed="pick an image for the guide, or remove it")
     image = rgba(guide.image)
     ih, iw = image.shape[:2]
-    if guide.kind in CANVAS_KINDS:
+    if kind.image == "canvas":
         if (iw, ih) != target_size:
             raise InputError(
                 where,
@@ -254,11 +274,15 @@ def guide_spec(
                 allowed=f"{target_size[0]}x{target_size[1]}, the target's size",
             )
         image = resize(image, *canvas)
-    elif guide.kind == "CONTENT":
+    elif kind.reference_at_canvas:
         image = resize(image, *canvas)[..., :3]
     else:
         image = _shrink(image, MAX_REFERENCE_SIDE)[..., :3]
-    return {"kind": _SPEC_KIND[guide.kind], "image": blobs.add(image), "weight": weight}
+    return "image", blobs.add(image)
+
+
+# A guide's properties (guide_kinds.AddonGuideKind.fields) and how each becomes a spec key and value.
+_FIELD_SPECS = {"text": _prompt, "image": _image, "colors": _colors, "axis": _axis}
 
 
 def _shrink(image: np.ndarray, max_side: int) -> np.ndarray:

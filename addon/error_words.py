@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..regia_contract.kinds import GUIDE_KINDS
+
 BLOB_RE = re.compile(r"'?blob:[0-9a-f]{64}'?")
 FIELD_AT_START = re.compile(r"^(?P<field>[a-z_]+(?:\[\d+\]|\.[a-z_]+)*): ")
 REGION_RE = re.compile(r"regions\[(\d+)\](.*)")
@@ -27,8 +29,11 @@ SETTINGS = {
 
 
 def _guide(guides: list[Any], index: int, where: str) -> str:
+    """The guide as the panel names it ("Smoothness guide 2"): the contract's label, else the kind as written."""
     kind = guides[index].get("kind", "") if index < len(guides) and isinstance(guides[index], dict) else ""
-    return f"{kind.replace('_', ' ').title() or 'Guide'} guide {index + 1}{where}"
+    info = GUIDE_KINDS.get(kind) if isinstance(kind, str) else None
+    label = info.label if info is not None else str(kind).replace("_", " ").title()
+    return f"{label or 'Guide'} guide {index + 1}{where}"
 
 
 def field_label(field: str, spec: dict[str, Any] | None) -> str | None:

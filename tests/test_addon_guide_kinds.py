@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pytest
 from regia.addon import guide_kinds
+from regia.addon.error_words import in_artist_words
 from regia.addon.spec_builder import Blobs, GuideInput, InputError, JobInput, RegionInput, build_job
 from regia.addon.storyboard import ShotInput, StyleInput, shot_entry, storyboard_head
 from regia.regia_contract import kinds as contract
@@ -130,3 +131,10 @@ def test_list_rows_show_the_first_field() -> None:
     values = {"text": "a sky", "image": "", "colors": "#fff", "axis": "vertical"}
     shown = {k: guide_kinds.display_value(table[k], values) for k in ("TEXT", "STYLE", "PALETTE", "TV", "SYMMETRY")}
     assert shown == {"TEXT": "a sky", "STYLE": "(no image)", "PALETTE": "#fff", "TV": "", "SYMMETRY": "vertical"}
+
+
+def test_engine_errors_name_a_loss_guide_by_its_label() -> None:
+    spec = {"regions": [{"name": "Sky", "guides": [{"kind": "tv"}, {"kind": "symmetry"}]}]}
+    text = in_artist_words("regions[0].guides[1].axis: not an axis", spec)
+    assert text == "Region 'Sky', Symmetry guide 2: not an axis"
+    assert in_artist_words("regions[0].guides[0].weight: too big", spec).startswith("Region 'Sky', Smoothness guide 1")

@@ -28,6 +28,7 @@ TOKEN = "session-token"
 # on a loaded 2-core machine, but not a network round trip.
 DRAIN_TYPICAL, DRAIN_BUDGET = 0.001, 0.02
 JOB_TIMEOUT = 90.0
+pytestmark = pytest.mark.slow  # an engine server process for the module
 
 
 js = addon_module("job_session")
@@ -128,12 +129,11 @@ def test_a_job_runs_to_done_with_previews_progress_and_blobs_sent_once(client, s
     steps = 80
     session = JobSession(client, job_spec(refs, steps, preview_every=4), blobs, poll_interval=0.02)
     assert session.start() is session
-    events, durations = collect(session)
+    events, _ = collect(session)
     names = kinds(events)
 
     assert isinstance(events[0], js.Submitted) and events[0].job_id == session.job_id, names
     assert isinstance(events[-1], js.Done), (names, events[-1])
-    check_quick(durations)
     done = events[-1]
     assert done.status["state"] == "done" and done.status["step"] == steps
     assert serverkit.decode_png(done.png).size == (SIZE, SIZE)
@@ -157,6 +157,15 @@ def test_a_job_runs_to_done_with_previews_progress_and_blobs_sent_once(client, s
     again = JobSession(client, job_spec(refs, 2), blobs, poll_interval=0.02).start()
     assert isinstance(collect(again)[0][-1], js.Done)
     assert again.uploaded == [] and sorted(again.skipped) == sorted(blobs), "HEAD finds them: nothing is sent"
+
+
+@pytest.mark.perf
+def test_drain_never_waits_while_a_job_runs(client):
+    refs, blobs = blobs_of(unique_images(2))
+    session = JobSession(client, job_spec(refs, 40, preview_every=4), blobs, poll_interval=0.02).start()
+    events, durations = collect(session)
+    assert isinstance(events[-1], js.Done), kinds(events)
+    check_quick(durations)
 
 
 def test_a_job_without_previews_still_shows_its_result_before_done(client):
@@ -265,9 +274,7 @@ def test_cancel_while_running_ends_cancelled_on_the_server_too(client, server):
     session = JobSession(client, job_spec(refs, LONG, preview_every=0), blobs, poll_interval=0.05).start()
     events: list[Any] = []
     wait_event(session, events, lambda e: isinstance(e, js.Progress) and e.status["step"] >= 1)
-    started = time.perf_counter()
-    session.cancel()
-    assert time.perf_counter() - started < DRAIN_BUDGET, "cancel() must not wait on the network"
+    session.cancel()  # test_drain_and_cancel_never_wait_while_the_worker_is_in_a_request times it
     more, _ = collect(session)
     final = more[-1]
     assert isinstance(final, js.Cancelled) and final.status["state"] == "cancelled", kinds(more)
@@ -364,6 +371,7 @@ class GatedHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.perf
 def test_drain_and_cancel_never_wait_while_the_worker_is_in_a_request():
     handler = type("Gated", (GatedHandler,), {"entered": threading.Event(), "gate": threading.Event()})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -45,8 +45,9 @@ def main() -> None:
     addon_utils.enable(PACKAGE, default_set=True)
     prefs = bpy.context.preferences.addons[PACKAGE].preferences
     prefs.python_path, prefs.device = sys.executable, "cpu"
-    runtime = sys.modules[f"{PACKAGE}.addon.blender.runtime"]
-    engine = sys.modules[f"{PACKAGE}.addon.blender.engine"]
+    jobs = sys.modules[f"{PACKAGE}.addon.blender.jobs"]
+    image_jobs = sys.modules[f"{PACKAGE}.addon.blender.image_jobs"]
+    engine = sys.modules[f"{PACKAGE}.addon.blender.connection"]
     target = build_scene(bpy, args.size, (BACKDROP, SUIT, HELMET, FACE))
     target.regia.steps, target.regia.preview_every = 1000, args.preview_every
 
@@ -57,7 +58,7 @@ def main() -> None:
     assert engine.status.state == "ready", engine.status.message
     start_up = time.perf_counter() - t0
 
-    rows = [run_once(bpy, runtime, target) for _ in range(args.rounds + 1)][1:]  # the first warms the engine
+    rows = [run_once(bpy, jobs, image_jobs, target) for _ in range(args.rounds + 1)][1:]  # the first warms the engine
     addon_utils.disable(PACKAGE, default_set=True)
     print(f"Generate -> first preview, {args.size}x{args.size}, preview every {args.preview_every} steps, "
           f"{args.rounds} rounds after one warm-up; engine start-up (not counted) {start_up:.1f} s")  # fmt: skip
@@ -74,7 +75,7 @@ def main() -> None:
         print(f"| {label} | {statistics.median(values):.3f} | {min(values):.3f} | {max(values):.3f} |")
 
 
-def run_once(bpy, runtime, target) -> dict[str, float]:
+def run_once(bpy, jobs, image_jobs, target) -> dict[str, float]:
     preview_name = f"{target.name} (preview)"
     if preview_name in bpy.data.images:
         bpy.data.images.remove(bpy.data.images[preview_name])
@@ -85,7 +86,7 @@ def run_once(bpy, runtime, target) -> dict[str, float]:
     status = target.regia_job
     while preview_name not in bpy.data.images:
         t_poll = time.perf_counter()
-        runtime.poll()
+        jobs.poll()
         row["longest_poll"] = max(row["longest_poll"], time.perf_counter() - t_poll)
         now = time.perf_counter() - t0
         if "submitted" not in row and status.job_id:
@@ -98,8 +99,8 @@ def run_once(bpy, runtime, target) -> dict[str, float]:
     row.setdefault("submitted", row["preview"])
     row.setdefault("running", row["preview"])
     bpy.ops.regia.cancel()
-    while runtime.is_running(target):
-        runtime.poll()
+    while image_jobs.is_running(target):
+        jobs.poll()
         time.sleep(0.01)
     return row
 

@@ -67,7 +67,8 @@ def main() -> None:
     addon_utils.enable(PACKAGE, default_set=True)
     prefs = bpy.context.preferences.addons[PACKAGE].preferences
     prefs.python_path, prefs.device = sys.executable, args.device
-    runtime = sys.modules[f"{PACKAGE}.addon.blender.runtime"]
+    jobs = sys.modules[f"{PACKAGE}.addon.blender.jobs"]
+    image_jobs = sys.modules[f"{PACKAGE}.addon.blender.image_jobs"]
     inputs = sys.modules[f"{PACKAGE}.addon.blender.inputs"]
 
     target = build_scene(bpy, args.size, (BACKDROP, SUIT, HELMET, FACE))
@@ -77,7 +78,7 @@ def main() -> None:
 
     t_generate = time.perf_counter()
     assert bpy.ops.regia.generate() == {"FINISHED"}
-    first_preview = drive(bpy, runtime, target)
+    first_preview = drive(bpy, jobs, image_jobs, target)
     status = target.regia_job
     if status.state != "DONE":
         sys.exit(f"blender demo: the job ended {status.state}: {status.message}")
@@ -203,12 +204,13 @@ def paint_ellipse(bpy, image, geometry: tuple[float, float, float, float], size:
     image.update()
 
 
-def drive(bpy, runtime, target) -> float:
-    """Call the add-on's timer function until the job ends, printing progress; returns seconds to first preview."""
+def drive(bpy, jobs, image_jobs, target) -> float:
+    """Call the add-on's timer function (jobs.poll) until the job ends, printing progress; returns seconds to the
+    first preview."""
     started, first_preview, last_report = time.perf_counter(), None, -1
     preview_name = f"{target.name} (preview)"
-    while runtime.is_running(target):
-        runtime.poll()
+    while image_jobs.is_running(target):
+        jobs.poll()
         status = target.regia_job
         if first_preview is None and preview_name in bpy.data.images:
             first_preview = time.perf_counter() - started
@@ -216,7 +218,7 @@ def drive(bpy, runtime, target) -> float:
             last_report = status.step * 10 // status.steps
             print(f"  {status.state.lower():9s} step {status.step:4d} of {status.steps}  {status.message}", flush=True)
         time.sleep(0.05)
-    runtime.poll()
+    jobs.poll()
     return first_preview if first_preview is not None else float("nan")
 
 

@@ -17,6 +17,9 @@ import pytest
 from engine.spec import validate_spec
 
 SCRIPT = Path(__file__).parent / "bpy_scripts" / "addon_e2e.py"
+pytestmark = [pytest.mark.bpy, pytest.mark.slow]
+GUIDE_KINDS = {"TEXT", "NEGATIVE_TEXT", "INSPIRATION", "STYLE", "CONTENT", "SCRIBBLE", "OUTLINE", "PALETTE", "TV",
+               "SATURATION", "SYMMETRY"}  # fmt: skip
 
 
 @pytest.fixture(scope="module", params=[None, *bpykit.EXTRA_BPY_PYTHONS], ids=lambda p: "bpy" if p is None else p)
@@ -42,7 +45,11 @@ def test_generate_makes_a_new_result_image_with_previews_and_history(run: dict[s
     assert gen["previews"] >= 2, "the preview image should update while the job runs"
     assert gen["result_size"] == [64, 48] and gen["packed"] and gen["result_target"] == "photo"
     assert len(gen["history"]) == 1 and gen["history"][0][0] == "photo.regia.001" and gen["history"][0][1]
-    assert seen["longest_poll"] < 0.1, "a poll of the timer must never wait on the network"
+
+
+@pytest.mark.perf
+def test_a_poll_of_the_timer_never_waits_on_the_network(run: dict[str, Any]) -> None:
+    assert run["generate"]["seen"]["longest_poll"] < 0.1
 
 
 def test_the_source_is_unchanged_keep_is_exact_and_edit_regions_change(run: dict[str, Any]) -> None:
@@ -58,6 +65,29 @@ def test_the_spec_built_from_the_scene_passes_the_engines_validation(run: dict[s
     assert [r.mode for r in spec.regions] == ["edit", "edit", "keep"]
     assert [g.kind for g in spec.regions[0].guides] == ["style"]
     assert (spec.width, spec.height, spec.steps, spec.seed) == (64, 48, 24, 3)
+
+
+def test_a_region_gets_saturation_and_symmetry_guides_through_the_operators_and_runs(run: dict[str, Any]) -> None:
+    gen = run["generate"]
+    assert gen["seen"]["final"] == "DONE"
+    assert gen["spec"]["regions"][1]["guides"][1:] == [
+        {"kind": "saturation", "weight": -0.5},
+        {"kind": "symmetry", "axis": "horizontal", "weight": 2.0},
+    ]
+    assert [g.kind for g in validate_spec(gen["spec"]).regions[1].guides] == ["palette", "saturation", "symmetry"]
+
+
+def test_every_guide_kind_is_offered_with_an_icon_blender_has_and_lists_name_it(run: dict[str, Any]) -> None:
+    ui = run["ui"]
+    assert set(ui["kinds"]) == GUIDE_KINDS
+    assert ui["missing_icons"] == []
+    assert {"Smoothness", "Saturation", "Symmetry: Horizontal"} <= set(ui["guide_labels"]), ui["guide_labels"]
+
+
+def test_the_generic_list_operators_move_a_lists_active_item(run: dict[str, Any]) -> None:
+    ui = run["ui"]
+    assert ui["moved"] == [["ground", "sky", "face"], 1]
+    assert ui["back"] == [True, 0, ["CANCELLED"]]  # back in order; nothing moves above the top
 
 
 def test_settings_round_trip_through_the_result_and_rerun_repeats_it(run: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from regia.regia_contract.storyboard import derived_seed
 
 SCRIPT = Path(__file__).parent / "bpy_scripts" / "storyboard_e2e.py"
 PHASES = ("markers", "text", "blockout", "generate", "regenerate", "export", "cancel", "ui")
+pytestmark = [pytest.mark.bpy, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module", params=[None, *bpykit.EXTRA_BPY_PYTHONS], ids=lambda p: "bpy" if p is None else p)
@@ -86,7 +87,11 @@ def test_generation_puts_each_shot_on_the_storyboard_channel_at_its_frames(run: 
     assert {s["channel"] for s in strips} == {gen["channel"]} and {s["channel_name"] for s in strips} == {"Storyboard"}
     assert [s["shot"] for s in strips] == [uids["A"], uids["B"], uids["C"]]
     assert [s["file"] for s in strips] == ["Storyboard_A_v001.png", "Storyboard_B_v001.png", "Storyboard_C_v001.png"]
-    assert gen["longest_poll"] < 0.1, "a poll of the timer must never wait on the network"
+
+
+@pytest.mark.perf
+def test_a_poll_of_the_timer_never_waits_on_the_network(run: dict[str, Any]) -> None:
+    assert run["generate"]["longest_poll"] < 0.1
 
 
 def test_one_failing_shot_leaves_the_others_done(run: dict[str, Any]) -> None:
@@ -104,6 +109,15 @@ def test_each_shot_runs_with_the_storyboards_style_its_blockout_and_its_own_seed
     assert gen["spec_a"]["guides"][1]["colors"] == ["#223344", "#ddcc88"]
     assert gen["seeds"] == {name: derived_seed(7, name) for name in ("A", "B", "C")}
     assert [(r["name"], r["mode"]) for r in gen["regions_c"]] == [("paint 1", "edit")]
+
+
+def test_a_shots_guide_list_offers_saturation_and_symmetry(run: dict[str, Any]) -> None:
+    gen = run["generate"]
+    assert gen["shots"]["C"]["state"] == "DONE"
+    assert gen["guides_c"][-2:] == [
+        {"kind": "saturation", "weight": -0.5},
+        {"kind": "symmetry", "axis": "vertical", "weight": 1.0},
+    ]
 
 
 def test_regenerating_a_shot_replaces_only_its_strip_and_keeps_its_history(run: dict[str, Any]) -> None:

@@ -1,6 +1,6 @@
-"""The bpy side of the add-on: registration of properties, operators and panels, and clean shutdown.
+"""The bpy side of the add-on: registration of properties, operators, lists and panels, and clean shutdown.
 
-Unregistering (the add-on disabled, or Blender quitting) cancels running jobs, stops the timers and stops the
+Unregistering (the add-on disabled, or Blender quitting) cancels running jobs, stops the one timer and stops the
 managed engine process, so nothing outlives the add-on.
 """
 
@@ -9,25 +9,32 @@ from __future__ import annotations
 import bpy
 
 from . import (
-    engine,
+    connection,
+    connection_operators,
+    guides,
+    jobs,
+    lists,
     operators,
     panels,
     preferences,
     props,
-    runtime,
+    storyboard_lists,
     storyboard_operators,
     storyboard_panels,
     storyboard_props,
-    storyboard_runtime,
 )
 
 CLASSES: tuple[type, ...] = (
     *preferences.CLASSES,
+    *lists.CLASSES,
+    *guides.CLASSES,
     *operators.CLASSES,
+    *connection_operators.CLASSES,
     *panels.CLASSES,
     *storyboard_operators.CLASSES,
     *storyboard_panels.CLASSES,
 )
+assert storyboard_lists  # imported for its lists (register_list), which the generic list operators act on
 
 
 def register() -> None:
@@ -38,9 +45,8 @@ def register() -> None:
 
 
 def unregister() -> None:
-    storyboard_runtime.shutdown()
-    runtime.shutdown()
-    engine.shutdown()
+    jobs.shutdown()
+    connection.shutdown()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)
     storyboard_props.unregister()

@@ -1,7 +1,8 @@
-"""The engine as the add-on sees it: a managed local process or a remote server, and a status line from /health.
+"""The connection to an engine: a managed local process the add-on starts and stops, or a remote server, and a
+status line from /health.
 
 Nothing here waits on the network for longer than the client's short timeout: starting the managed engine is a
-Popen, and its readiness is polled from the same timer that polls jobs (runtime.py).
+Popen, and its readiness is polled from the same timer that follows jobs (jobs.py).
 """
 
 from __future__ import annotations

@@ -77,3 +77,18 @@ def redraw_image_editors() -> None:
         for area in window.screen.areas:
             if area.type == "IMAGE_EDITOR":
                 area.tag_redraw()
+
+
+def open_for_painting(context: bpy.types.Context, image: bpy.types.Image) -> None:
+    """Show `image` in this image editor, in Paint mode (nothing when the operator did not run from one)."""
+    space = getattr(context, "space_data", None)
+    if space is not None and space.type == "IMAGE_EDITOR":
+        space.image = image
+        space.ui_mode = "PAINT"
+
+
+def show_here(context: bpy.types.Context, image: bpy.types.Image) -> None:
+    """Show `image` in this image editor, if the operator ran from one."""
+    space = getattr(context, "space_data", None)
+    if space is not None and space.type == "IMAGE_EDITOR":
+        space.image = image

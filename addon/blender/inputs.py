@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
+from ..guide_kinds import KINDS
 from ..mask_raster import FeatherPoint, MaskLayer, Spline, SplinePoint, rasterise_layer
 from ..region_maps import color_key_mask, paint_mask
 from ..spec_builder import GuideInput, InputError, JobInput, RegionInput
@@ -82,7 +83,9 @@ def region_mask(
 
 
 def guide_input(guide: bpy.types.PropertyGroup) -> GuideInput:
-    image = guide.image if guide.kind not in ("TEXT", "NEGATIVE_TEXT", "PALETTE") else None
+    """Copy the guide's properties; its image only when its kind takes one (guide_kinds.KINDS)."""
+    kind = KINDS.get(guide.kind)
+    image = guide.image if kind is not None and "image" in kind.fields else None
     return GuideInput(
         kind=guide.kind,
         weight=_float(guide.weight),
@@ -90,6 +93,7 @@ def guide_input(guide: bpy.types.PropertyGroup) -> GuideInput:
         image=read_rgba(image) if image is not None else None,
         image_name=image.name if image is not None else "",
         colors=guide.colors,
+        axis=guide.axis,
     )
 
 

@@ -1,4 +1,5 @@
-"""Operators: generate and cancel, regions and guides, the engine, and results (re-run, load settings)."""
+"""The image editor's operators: generate and cancel, the target, adding regions, showing a mask, and results
+(re-run, load settings). Its lists (regions, guides) are registered here for the generic list operators (lists.py)."""
 
 from __future__ import annotations
 
@@ -9,32 +10,14 @@ from ..engine_client import EngineError
 from ..engine_process import EngineStartError
 from ..naming import mask_preview_name
 from ..spec_builder import InputError, build_job
-from . import engine, runtime, snapshot
-from .images import new_image, read_rgba, show_in_editors, size_of, write_rgba
+from . import image_jobs, jobs, snapshot
+from .images import new_image, open_for_painting, read_rgba, show_here, show_in_editors, size_of, write_rgba
 from .inputs import job_input, region_mask
-from .lists import remove_active
-from .props import GUIDE_KIND_ITEMS
+from .lists import ListSpec, register_list
+from .owners import active_region, target_image, target_settings
 
 # Colour keys offered in turn for new colour-key regions: far apart, easy to paint, easy to tell apart.
 KEY_COLORS = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, 0.5, 0), (0.5, 0, 1)]
-
-
-def target_image(context: bpy.types.Context) -> bpy.types.Image | None:
-    """The scene's target; else the image in this editor (a result or preview maps back to its target)."""
-    image = context.scene.regia_target
-    if image is None:
-        space = getattr(context, "space_data", None)
-        image = getattr(space, "image", None) if space is not None and space.type == "IMAGE_EDITOR" else None
-    if image is not None and "regia_target" in image:
-        image = bpy.data.images.get(image["regia_target"], image)
-    return image
-
-
-def active_region(target: bpy.types.Image) -> bpy.types.PropertyGroup | None:
-    settings = target.regia
-    if 0 <= settings.active_region < len(settings.regions):
-        return settings.regions[settings.active_region]
-    return None
 
 
 class _TargetOperator(bpy.types.Operator):
@@ -51,7 +34,7 @@ class REGIA_OT_generate(_TargetOperator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         target = target_image(context)
-        if runtime.is_running(target):
+        if image_jobs.is_running(target):
             self.report({"WARNING"}, f"'{target.name}' already has a job running: cancel it first")
             return {"CANCELLED"}
         status = target.regia_job
@@ -63,14 +46,14 @@ class REGIA_OT_generate(_TargetOperator):
             return {"CANCELLED"}
         if not self._engine_available(status):
             return {"CANCELLED"}
-        runtime.submit(target, built, snapshot.dumps(target.regia))
+        image_jobs.submit(target, built, snapshot.dumps(target.regia))
         self.report({"INFO"}, f"Regia: generating {built.width}x{built.height} from '{target.name}'")
         return {"FINISHED"}
 
     def _engine_available(self, status: bpy.types.PropertyGroup) -> bool:
         """Start the managed engine if needed; check a remote one answers (one call, 100 ms at most)."""
         try:
-            runtime.ensure_engine()
+            jobs.ensure_engine()
             return True
         except (EngineError, EngineStartError) as error:
             status.state, status.error_kind, status.message = "FAILED", "UNREACHABLE", str(error)
@@ -85,7 +68,7 @@ class REGIA_OT_cancel(_TargetOperator):
     bl_label = "Cancel"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        if not runtime.cancel(target_image(context)):
+        if not image_jobs.cancel(target_image(context)):
             self.report({"WARNING"}, "No job is running for this image")
             return {"CANCELLED"}
         return {"FINISHED"}
@@ -174,7 +157,7 @@ class REGIA_OT_region_add_paint(_TargetOperator):
         region = settings.regions.add()
         region.name, region.source, region.paint_image = name, "PAINT", image
         settings.active_region = len(settings.regions) - 1
-        _open_for_painting(context, image)
+        open_for_painting(context, image)
         return {"FINISHED"}
 
 
@@ -197,45 +180,7 @@ class REGIA_OT_region_add_color_key(_TargetOperator):
         region.name = f"key {len(settings.regions)}"
         region.source, region.key_color = "COLOR_KEY", key
         settings.active_region = len(settings.regions) - 1
-        _open_for_painting(context, settings.region_map)
-        return {"FINISHED"}
-
-
-def _open_for_painting(context: bpy.types.Context, image: bpy.types.Image) -> None:
-    space = getattr(context, "space_data", None)
-    if space is not None and space.type == "IMAGE_EDITOR":
-        space.image = image
-        space.ui_mode = "PAINT"
-
-
-class REGIA_OT_region_remove(_TargetOperator):
-    """Remove the active region (its mask or paint image stays in the file)"""
-
-    bl_idname = "regia.region_remove"
-    bl_label = "Remove Region"
-    bl_options = {"REGISTER", "UNDO"}
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        removed = remove_active(target_image(context).regia, "regions", "active_region")
-        return {"FINISHED"} if removed else {"CANCELLED"}
-
-
-class REGIA_OT_region_move(_TargetOperator):
-    """Move the active region up or down the list"""
-
-    bl_idname = "regia.region_move"
-    bl_label = "Move Region"
-    bl_options = {"REGISTER", "UNDO"}
-    direction: EnumProperty(items=[("UP", "Up", ""), ("DOWN", "Down", "")])
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        settings = target_image(context).regia
-        i = settings.active_region
-        j = i - 1 if self.direction == "UP" else i + 1
-        if not (0 <= i < len(settings.regions) and 0 <= j < len(settings.regions)):
-            return {"CANCELLED"}
-        settings.regions.move(i, j)
-        settings.active_region = j
+        open_for_painting(context, settings.region_map)
         return {"FINISHED"}
 
 
@@ -269,140 +214,7 @@ class REGIA_OT_region_show_mask(_TargetOperator):
         if context.area is None:
             show_in_editors(image)
         else:
-            _show_here(context, image)
-        return {"FINISHED"}
-
-
-def _show_here(context: bpy.types.Context, image: bpy.types.Image) -> None:
-    space = context.space_data
-    if space is not None and space.type == "IMAGE_EDITOR":
-        space.image = image
-
-
-# ---- guides -------------------------------------------------------------------------------------------------
-
-
-def _guide_owner(context: bpy.types.Context, scope: str) -> bpy.types.PropertyGroup | None:
-    target = target_image(context)
-    return target.regia if scope == "GLOBAL" else active_region(target)
-
-
-class REGIA_OT_guide_add(_TargetOperator):
-    """Add a guide to the active region, or to every edit region"""
-
-    bl_idname = "regia.guide_add"
-    bl_label = "Add Guide"
-    bl_options = {"REGISTER", "UNDO"}
-    scope: EnumProperty(items=[("REGION", "Region", ""), ("GLOBAL", "All regions", "")], default="REGION")
-    kind: EnumProperty(name="Kind", items=GUIDE_KIND_ITEMS, default="STYLE")
-    text: StringProperty(name="Text")
-    image: StringProperty(name="Image", description="Image name")
-    weight: bpy.props.FloatProperty(name="Weight", default=1.0, min=0.0, max=100.0)
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        owner = _guide_owner(context, self.scope)
-        if owner is None:
-            self.report({"ERROR"}, "Add or select a region first")
-            return {"CANCELLED"}
-        guide = owner.guides.add()
-        guide.kind, guide.text, guide.weight = self.kind, self.text, self.weight
-        if self.image:
-            guide.image = bpy.data.images.get(self.image)
-            if guide.image is None:
-                owner.guides.remove(len(owner.guides) - 1)
-                self.report({"ERROR"}, f"image: no image called {self.image!r}")
-                return {"CANCELLED"}
-        owner.active_guide = len(owner.guides) - 1
-        return {"FINISHED"}
-
-
-class REGIA_OT_guide_remove(_TargetOperator):
-    """Remove the active guide"""
-
-    bl_idname = "regia.guide_remove"
-    bl_label = "Remove Guide"
-    bl_options = {"REGISTER", "UNDO"}
-    scope: EnumProperty(items=[("REGION", "Region", ""), ("GLOBAL", "All regions", "")], default="REGION")
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        owner = _guide_owner(context, self.scope)
-        removed = owner is not None and remove_active(owner, "guides", "active_guide")
-        return {"FINISHED"} if removed else {"CANCELLED"}
-
-
-class REGIA_OT_guide_new_canvas(_TargetOperator):
-    """Make a new image the target's size to paint this scribble or outline guide on, and open it for painting"""
-
-    bl_idname = "regia.guide_new_canvas"
-    bl_label = "New Canvas"
-    bl_options = {"REGISTER", "UNDO"}
-    scope: EnumProperty(items=[("REGION", "Region", ""), ("GLOBAL", "All regions", "")], default="REGION")
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        target = target_image(context)
-        owner = _guide_owner(context, self.scope)
-        if owner is None or not owner.guides:
-            return {"CANCELLED"}
-        guide = owner.guides[owner.active_guide]
-        # Scribbles are strokes on transparency; outlines are dark lines on white paper.
-        color, alpha = ((0, 0, 0, 0), True) if guide.kind == "SCRIBBLE" else ((1, 1, 1, 1), False)
-        guide.image = new_image(f"{target.name} {guide.kind.lower()}", *size_of(target), color, alpha)
-        _open_for_painting(context, guide.image)
-        return {"FINISHED"}
-
-
-# ---- engine ---------------------------------------------------------------------------------------------------
-
-
-class _EngineStarter(bpy.types.Operator):
-    """Shared by Start and Restart. Blender maps each registered class to its own RNA type, so one registered
-    operator class must not subclass another."""
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        try:
-            engine.start()  # stops a running one first
-        except EngineStartError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
-        runtime.ensure_timer()
-        return {"FINISHED"}
-
-
-class REGIA_OT_engine_start(_EngineStarter):
-    """Start the managed engine (a Python process on this computer)"""
-
-    bl_idname = "regia.engine_start"
-    bl_label = "Start Engine"
-
-
-class REGIA_OT_engine_stop(bpy.types.Operator):
-    """Stop the managed engine; running jobs are interrupted"""
-
-    bl_idname = "regia.engine_stop"
-    bl_label = "Stop Engine"
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        engine.stop()
-        return {"FINISHED"}
-
-
-class REGIA_OT_engine_restart(_EngineStarter):
-    """Restart the managed engine (e.g. after installing packages into its Python)"""
-
-    bl_idname = "regia.engine_restart"
-    bl_label = "Restart Engine"
-
-
-class REGIA_OT_engine_check(bpy.types.Operator):
-    """Ask the engine for its status: device, and which models are present"""
-
-    bl_idname = "regia.engine_check"
-    bl_label = "Check"
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        engine.poll()
-        message = engine.refresh_health() if engine.client() is not None else engine.status.message
-        self.report({"INFO"}, message)
+            show_here(context, image)
         return {"FINISHED"}
 
 
@@ -478,7 +290,7 @@ class REGIA_OT_history_select(bpy.types.Operator):
         if not 0 <= self.index < len(history) or history[self.index].image is None:
             return {"CANCELLED"}
         target.regia_active_history = self.index
-        _show_here(context, history[self.index].image)
+        show_here(context, history[self.index].image)
         return {"FINISHED"}
 
 
@@ -489,18 +301,32 @@ CLASSES: tuple[type, ...] = (
     REGIA_OT_region_add_mask_layer,
     REGIA_OT_region_add_paint,
     REGIA_OT_region_add_color_key,
-    REGIA_OT_region_remove,
-    REGIA_OT_region_move,
     REGIA_OT_region_show_mask,
-    REGIA_OT_guide_add,
-    REGIA_OT_guide_remove,
-    REGIA_OT_guide_new_canvas,
-    REGIA_OT_engine_start,
-    REGIA_OT_engine_stop,
-    REGIA_OT_engine_restart,
-    REGIA_OT_engine_check,
     REGIA_OT_result_load_settings,
     REGIA_OT_result_rerun,
     REGIA_OT_report,
     REGIA_OT_history_select,
 )
+
+
+# ---- the image editor's lists ------------------------------------------------------------------------------------
+
+
+def _target_canvas(context: bpy.types.Context) -> tuple[str, int, int] | None:
+    """Scribbles and outlines are drawn over the target: its name and size."""
+    target = target_image(context)
+    return None if target is None else (target.name, *size_of(target))
+
+
+register_list("REGIONS", ListSpec(
+    "region", target_settings, "regions", "active_region", missing="Pick a target image first",
+    remove_note="its mask or paint image stays in the file",
+))  # fmt: skip
+register_list("REGION_GUIDES", ListSpec(
+    "guide", lambda context: active_region(target_image(context)), "guides", "active_guide",
+    missing="Add or select a region first", canvas=_target_canvas,
+))  # fmt: skip
+register_list("GUIDES", ListSpec(
+    "guide for all regions", target_settings, "guides", "active_guide", missing="Pick a target image first",
+    canvas=_target_canvas,
+))  # fmt: skip

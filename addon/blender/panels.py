@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import bpy
 
-from . import engine, runtime
-from .operators import active_region, target_image
+from . import connection, image_jobs
+from .guides import draw_guides
+from .lists import draw_list, list_row
+from .owners import active_region, target_image
 from .preferences import _wrap, draw_engine_status
 
 _ERROR_ICONS = {"UNREACHABLE": "UNLINKED", "MODELS": "FILE_BLANK", "INPUT": "MODIFIER", "FAILED": "ERROR"}
@@ -37,12 +39,12 @@ class REGIA_PT_main(_RegiaPanel):
         if target is None:
             layout.label(text="Open or pick an image to work on", icon="INFO")
             return
-        if engine.status.state not in ("ready", "remote"):
+        if connection.status.state not in ("ready", "remote"):
             draw_engine_status(layout)
         status = target.regia_job
         row = layout.row(align=True)
         row.scale_y = 1.5
-        if runtime.is_running(target):
+        if image_jobs.is_running(target):
             row.operator("regia.cancel", icon="CANCEL")
         else:
             row.operator("regia.generate", icon="SHADERFX")
@@ -58,51 +60,43 @@ class REGIA_PT_main(_RegiaPanel):
                 box.operator("regia.engine_start", icon="PLAY")
 
 
-class REGIA_UL_regions(bpy.types.UIList):
-    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index) -> None:
-        icons = {"edit": "GREASEPENCIL", "keep": "LOCKED", "embolden": "LIGHT_SUN"}
-        row = layout.row(align=True)
-        row.prop(item, "enabled", text="")
-        row.prop(item, "name", text="", emboss=False, icon=icons.get(item.mode, "DOT"))
-        row.label(text=str(len(item.guides)) if item.mode != "keep" else "", icon="NONE")
+_MODE_ICONS = {"edit": "GREASEPENCIL", "keep": "LOCKED", "embolden": "LIGHT_SUN"}
 
 
-class REGIA_UL_guides(bpy.types.UIList):
-    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index) -> None:
-        row = layout.row(align=True)
-        label = (
-            item.text
-            if item.kind in ("TEXT", "NEGATIVE_TEXT")
-            else item.colors
-            if item.kind == "PALETTE"
-            else (item.image.name if item.image else "(no image)")
-        )
-        kind = item.bl_rna.properties["kind"].enum_items[item.kind]
-        row.label(text=f"{kind.name}: {label}", icon=kind.icon)
-        row.prop(item, "weight", text="", emboss=False)
+@list_row("RegiaRegion")
+def _region_row(layout: bpy.types.UILayout, data: object, region: bpy.types.PropertyGroup) -> None:
+    row = layout.row(align=True)
+    row.prop(region, "enabled", text="")
+    row.prop(region, "name", text="", emboss=False, icon=_MODE_ICONS.get(region.mode, "DOT"))
+    row.label(text=str(len(region.guides)) if region.mode != "keep" else "", icon="NONE")
 
 
-def _draw_guides(layout: bpy.types.UILayout, owner: bpy.types.PropertyGroup, scope: str) -> None:
-    row = layout.row()
-    row.template_list("REGIA_UL_guides", scope, owner, "guides", owner, "active_guide", rows=3)
-    col = row.column(align=True)
-    col.operator_menu_enum("regia.guide_add", "kind", text="", icon="ADD").scope = scope
-    col.operator("regia.guide_remove", text="", icon="REMOVE").scope = scope
-    if not 0 <= owner.active_guide < len(owner.guides):
+@list_row("RegiaHistoryItem")
+def _history_row(layout: bpy.types.UILayout, data: object, item: bpy.types.PropertyGroup) -> None:
+    name = item.image.name if item.image else "(deleted)"
+    layout.label(text=f"{name}  {item.summary}", icon="IMAGE_DATA")
+
+
+def draw_region_source(col: bpy.types.UILayout, region: bpy.types.PropertyGroup, owner: object) -> None:
+    """Where a region's mask comes from; `owner` (a target's settings, a shot) holds the colour keys' region map."""
+    col.prop(region, "source")
+    if region.source == "MASK_LAYER":
+        col.prop(region, "mask")
+        if region.mask is not None:
+            col.prop_search(region, "layer", region.mask, "layers")
         return
-    guide = owner.guides[owner.active_guide]
-    col = layout.column()
-    col.prop(guide, "kind")
-    col.prop(guide, "weight")
-    if guide.kind in ("TEXT", "NEGATIVE_TEXT"):
-        col.prop(guide, "text")
-    elif guide.kind == "PALETTE":
-        col.prop(guide, "colors")
+    if region.source == "PAINT":
+        col.template_ID(region, "paint_image", new="image.new")
     else:
-        row = col.row(align=True)
-        row.template_ID(guide, "image", open="image.open")
-        if guide.kind in ("SCRIBBLE", "OUTLINE"):
-            col.operator("regia.guide_new_canvas", icon="BRUSH_DATA").scope = scope
+        col.prop(owner, "region_map")
+        col.prop(region, "key_color")
+    col.prop(region, "invert")
+
+
+def _region_adders(col: bpy.types.UILayout) -> None:
+    col.operator("regia.region_add_mask_layer", text="", icon="MOD_MASK")
+    col.operator("regia.region_add_paint", text="", icon="BRUSH_DATA")
+    col.operator("regia.region_add_color_key", text="", icon="COLOR")
 
 
 class REGIA_PT_regions(_TargetPanel):
@@ -114,16 +108,7 @@ class REGIA_PT_regions(_TargetPanel):
         layout = self.layout
         target = target_image(context)
         settings = target.regia
-        row = layout.row()
-        row.template_list("REGIA_UL_regions", "", settings, "regions", settings, "active_region", rows=4)
-        col = row.column(align=True)
-        col.operator("regia.region_add_mask_layer", text="", icon="MOD_MASK")
-        col.operator("regia.region_add_paint", text="", icon="BRUSH_DATA")
-        col.operator("regia.region_add_color_key", text="", icon="COLOR")
-        col.operator("regia.region_remove", text="", icon="REMOVE")
-        col.separator()
-        col.operator("regia.region_move", text="", icon="TRIA_UP").direction = "UP"
-        col.operator("regia.region_move", text="", icon="TRIA_DOWN").direction = "DOWN"
+        col = draw_list(layout, "REGIONS", settings, rows=4, add=_region_adders)
         col.separator()
         col.operator("regia.region_show_mask", text="", icon="HIDE_OFF")
         if not settings.regions:
@@ -133,26 +118,15 @@ class REGIA_PT_regions(_TargetPanel):
             return
         col = layout.column()
         col.prop(region, "mode", expand=True)
-        col.prop(region, "source")
-        if region.source == "MASK_LAYER":
-            col.prop(region, "mask")
-            if region.mask is not None:
-                col.prop_search(region, "layer", region.mask, "layers")
-        elif region.source == "PAINT":
-            col.template_ID(region, "paint_image", new="image.new")
-            col.prop(region, "invert")
-        else:
-            col.prop(settings, "region_map")
-            col.prop(region, "key_color")
-            col.prop(region, "invert")
+        draw_region_source(col, region, settings)
         col.prop(region, "feather")
         if region.mode == "embolden":
             col.prop(region, "strength")
         if region.mode == "keep":
             layout.label(text="A keep region stays exactly as in the target", icon="LOCKED")
         else:
-            layout.label(text="Guides for this region:")
-            _draw_guides(layout, region, "REGION")
+            layout.label(text="Region Guides")
+            draw_guides(layout, "REGION_GUIDES", region)
 
 
 class REGIA_PT_global_guides(_TargetPanel):
@@ -162,7 +136,7 @@ class REGIA_PT_global_guides(_TargetPanel):
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context: bpy.types.Context) -> None:
-        _draw_guides(self.layout, target_image(context).regia, "GLOBAL")
+        draw_guides(self.layout, "GUIDES", target_image(context).regia)
 
 
 class REGIA_PT_settings(_TargetPanel):
@@ -191,12 +165,6 @@ class REGIA_PT_settings(_TargetPanel):
         col.prop(settings, "clip_weights")
 
 
-class REGIA_UL_history(bpy.types.UIList):
-    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index) -> None:
-        name = item.image.name if item.image else "(deleted)"
-        layout.label(text=f"{name}  {item.summary}", icon="IMAGE_DATA")
-
-
 class REGIA_PT_history(_TargetPanel):
     bl_idname = "REGIA_PT_history"
     bl_label = "History"
@@ -205,7 +173,9 @@ class REGIA_PT_history(_TargetPanel):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         target = target_image(context)
-        layout.template_list("REGIA_UL_history", "", target, "regia_history", target, "regia_active_history", rows=3)
+        layout.template_list(
+            "REGIA_UL_items", "HISTORY", target, "regia_history", target, "regia_active_history", rows=3
+        )
         row = layout.row(align=True)
         row.operator("regia.history_show", icon="HIDE_OFF").index = target.regia_active_history
         row.operator("regia.result_load_settings", icon="IMPORT")
@@ -213,9 +183,6 @@ class REGIA_PT_history(_TargetPanel):
 
 
 CLASSES: tuple[type, ...] = (
-    REGIA_UL_regions,
-    REGIA_UL_guides,
-    REGIA_UL_history,
     REGIA_PT_main,
     REGIA_PT_regions,
     REGIA_PT_global_guides,

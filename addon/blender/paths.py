@@ -1,4 +1,4 @@
-"""Where the extension lives and where it keeps its files."""
+"""Where the extension lives, where it keeps its files, and how it writes them."""
 
 from __future__ import annotations
 
@@ -35,3 +35,15 @@ def preset_names() -> list[str]:
             continue
         names.append(path.stem)
     return names
+
+
+def file_stem(name: str) -> str:
+    """A file name from an image name: letters, digits, '-', '_' and '.'; anything else becomes '_'."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write beside, then rename: Blender never reads a half-written PNG."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)

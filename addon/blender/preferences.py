@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
-from . import engine
+from . import connection
 from .paths import EXTENSION_PACKAGE, EXTENSION_ROOT
 
 
@@ -58,13 +58,13 @@ class RegiaPreferences(bpy.types.AddonPreferences):
 
 
 def draw_engine_status(layout: bpy.types.UILayout) -> None:
-    status = engine.status
+    status = connection.status
     icon = {"ready": "CHECKMARK", "starting": "SORTTIME", "failed": "ERROR", "remote": "URL"}.get(status.state, "X")
     box = layout.box()
     for i, line in enumerate(_wrap(status.message, 70)):
         box.label(text=line, icon=icon if i == 0 else "BLANK1")
     row = box.row(align=True)
-    if engine.is_managed():
+    if connection.is_managed():
         row.operator("regia.engine_start", icon="PLAY")
         row.operator("regia.engine_stop", icon="PAUSE")
         row.operator("regia.engine_restart", icon="FILE_REFRESH")

@@ -18,43 +18,43 @@ from bpy.props import (
     StringProperty,
 )
 
+from ...regia_contract.limits import MAX_WEIGHT
+from ..guide_kinds import DEFAULT_KIND, WEIGHT_TOOLTIP, axis_items, enum_items
 from .paths import preset_names
 
-GUIDE_KIND_ITEMS = [
-    ("TEXT", "Text", "A prompt: what this region should show (needs a CLIP model)", "FONT_DATA", 0),
-    ("NEGATIVE_TEXT", "Negative text", "What this region should NOT show (needs a CLIP model)", "CANCEL", 1),
-    ("INSPIRATION", "Inspiration", "An image whose overall look the region moves towards (needs CLIP)", "LIGHT", 2),
-    ("STYLE", "Style image", "An image whose colours and textures the region takes on", "BRUSH_DATA", 3),
-    ("CONTENT", "Content image", "An image whose layout the region follows", "IMAGE_DATA", 4),
-    ("SCRIBBLE", "Scribble", "Colour strokes on a transparent image the target's size", "GREASEPENCIL", 5),
-    ("OUTLINE", "Outline", "Dark lines on a light image the target's size: edges follow them", "MOD_OUTLINE", 6),
-    ("PALETTE", "Palette", "Pull colours towards these hex colours", "COLOR", 7),
-]
 MODE_ITEMS = [
     ("edit", "Edit", "Guides change this region", "GREASEPENCIL", 0),
     ("keep", "Keep", "This region stays exactly as in the target", "LOCKED", 1),
     ("embolden", "Embolden", "Strengthen this region's own character, within bounds", "LIGHT_SUN", 2),
 ]
 SOURCE_ITEMS = [
-    ("MASK_LAYER", "Mask layer", "A layer of a Mask drawn in the image editor's Mask mode", "MOD_MASK", 0),
-    ("PAINT", "Paint layer", "A grayscale image painted in Paint mode: white is in", "BRUSH_DATA", 1),
-    ("COLOR_KEY", "Colour key", "One colour of the target's shared region-map image", "COLOR", 2),
+    ("MASK_LAYER", "Mask Layer", "A layer of a Mask drawn in the image editor's Mask mode", "MOD_MASK", 0),
+    ("PAINT", "Paint Layer", "A grayscale image painted in Paint mode: white is in", "BRUSH_DATA", 1),
+    ("COLOR_KEY", "Colour Key", "One colour of the target's shared region-map image", "COLOR", 2),
 ]
 GENERATOR_ITEMS = [
     ("pixels", "Pixels", "A pixel pyramid: fast, faithful to the target (default)"),
     ("fourier", "Fourier", "Decorrelated Fourier coefficients: smoother, for text guidance"),
 ]
-OPTIMIZER_ITEMS = [("adam", "Adam", ""), ("adamw", "AdamW", ""), ("sgd", "SGD", "")]
-SCHEDULE_ITEMS = [("cosine", "Cosine", ""), ("constant", "Constant", ""), ("linear", "Linear", "")]
+OPTIMIZER_ITEMS = [
+    ("adam", "Adam", "Adaptive steps per pixel: the usual choice"),
+    ("adamw", "AdamW", "Adam with weight decay"),
+    ("sgd", "SGD", "Plain gradient descent with momentum"),
+]
+SCHEDULE_ITEMS = [
+    ("cosine", "Cosine", "The learning rate eases down to zero along a cosine"),
+    ("constant", "Constant", "The same learning rate for every step"),
+    ("linear", "Linear", "The learning rate falls in a straight line to zero"),
+]
 JOB_STATE_ITEMS = [
     (s, s.title(), "")
     for s in ("IDLE", "STARTING", "UPLOADING", "QUEUED", "RUNNING", "DONE", "FAILED", "CANCELLED", "INTERRUPTED")
 ]
 ERROR_KIND_ITEMS = [
     ("NONE", "None", ""),
-    ("UNREACHABLE", "Engine unreachable", ""),
-    ("FAILED", "Job failed", ""),
-    ("MODELS", "Models missing", ""),
+    ("UNREACHABLE", "Engine Unreachable", ""),
+    ("FAILED", "Job Failed", ""),
+    ("MODELS", "Models Missing", ""),
     ("INPUT", "Settings", ""),
 ]
 
@@ -69,57 +69,91 @@ def _presets(_self: object, _context: object) -> list[tuple[str, str, str]]:
 
 
 class RegiaGuide(bpy.types.PropertyGroup):
-    kind: EnumProperty(name="Kind", items=GUIDE_KIND_ITEMS, default="STYLE")
-    weight: FloatProperty(name="Weight", default=1.0, min=0.0, soft_max=4.0, max=100.0)
-    text: StringProperty(name="Text", description="The prompt")
-    image: PointerProperty(name="Image", type=bpy.types.Image)
+    """One guide; which of its properties count is its kind's business (addon/guide_kinds.py)."""
+
+    kind: EnumProperty(name="Kind", items=enum_items(), default=DEFAULT_KIND, description="What the guide asks for")
+    weight: FloatProperty(
+        name="Weight", default=1.0, min=-MAX_WEIGHT, max=MAX_WEIGHT, soft_min=-4.0, soft_max=4.0,
+        description=WEIGHT_TOOLTIP,
+    )  # fmt: skip
+    text: StringProperty(name="Text", description="The prompt: what the region should show (or, negative, not show)")
+    image: PointerProperty(name="Image", type=bpy.types.Image, description="The guide's image")
     colors: StringProperty(name="Colours", description="Hex colours, e.g. #223344 #ddcc88", default="#223344 #ddcc88")
+    axis: EnumProperty(
+        name="Axis", items=axis_items(), default="vertical",
+        description="Where the mirror stands: through the middle of the region's own bounds",
+    )  # fmt: skip
 
 
 class RegiaRegion(bpy.types.PropertyGroup):
-    name: StringProperty(name="Name", default="region")
+    name: StringProperty(name="Name", default="region", description="The region's name, as errors and the spec say it")
     enabled: BoolProperty(name="Enabled", default=True, description="Include this region in the next job")
-    source: EnumProperty(name="Source", items=SOURCE_ITEMS, default="MASK_LAYER")
-    mask: PointerProperty(name="Mask", type=bpy.types.Mask)
+    source: EnumProperty(
+        name="Source", items=SOURCE_ITEMS, default="MASK_LAYER", description="Where the mask comes from"
+    )
+    mask: PointerProperty(name="Mask", type=bpy.types.Mask, description="The Mask whose layer is the region")
     layer: StringProperty(name="Layer", description="The mask layer's name")
-    paint_image: PointerProperty(name="Paint layer", type=bpy.types.Image)
-    key_color: FloatVectorProperty(name="Key", subtype="COLOR_GAMMA", size=3, min=0.0, max=1.0, default=(1.0, 0.0, 0.0))
+    paint_image: PointerProperty(name="Paint Layer", type=bpy.types.Image, description="White is in, black out")
+    key_color: FloatVectorProperty(
+        name="Key", subtype="COLOR_GAMMA", size=3, min=0.0, max=1.0, default=(1.0, 0.0, 0.0),
+        description="The region map's colour that marks this region",
+    )  # fmt: skip
     invert: BoolProperty(name="Invert", description="Use everything outside the painted area")
-    mode: EnumProperty(name="Mode", items=MODE_ITEMS, default="edit")
+    mode: EnumProperty(name="Mode", items=MODE_ITEMS, default="edit", description="What happens to the region")
     feather: FloatProperty(name="Feather", description="Soft edge, in pixels", default=0.0, min=0.0, max=256.0)
     strength: FloatProperty(name="Strength", description="How far embolden goes", default=1.0, min=0.0, max=4.0)
     guides: CollectionProperty(type=RegiaGuide)
-    active_guide: IntProperty(name="Active guide")
+    active_guide: IntProperty(name="Active Guide")
 
 
 class RegiaSettings(bpy.types.PropertyGroup):
     """Everything the artist sets for one target image; snapshot.py stores a copy on each result."""
 
     regions: CollectionProperty(type=RegiaRegion)
-    active_region: IntProperty(name="Active region")
+    active_region: IntProperty(name="Active Region")
     guides: CollectionProperty(type=RegiaGuide, description="Guides for every edit region")
-    active_guide: IntProperty(name="Active guide")
-    region_map: PointerProperty(name="Region map", type=bpy.types.Image, description="Colour-key regions' image")
-    use_init: BoolProperty(name="Start from target", default=True, description="Start from the target's pixels")
+    active_guide: IntProperty(name="Active Guide")
+    region_map: PointerProperty(name="Region Map", type=bpy.types.Image, description="Colour-key regions' image")
+    use_init: BoolProperty(name="Start from Target", default=True, description="Start from the target's pixels")
     scale: FloatProperty(
         name="Scale", default=1.0, min=0.01, max=4.0, soft_max=1.0, subtype="FACTOR",
         description="Generate at this fraction of the target's size (smaller is faster)",
     )  # fmt: skip
-    steps: IntProperty(name="Steps", default=200, min=1, max=100_000, soft_max=2000)
-    seed: IntProperty(name="Seed", default=0, min=0)
-    preset: EnumProperty(name="Preset", items=_presets)
-    generator: EnumProperty(name="Generator", items=GENERATOR_ITEMS, default="pixels")
-    optimizer: EnumProperty(name="Optimiser", items=OPTIMIZER_ITEMS, default="adam")
-    lr: FloatProperty(name="Learning rate", default=0.05, min=0.0001, max=10.0, precision=4)
-    schedule: EnumProperty(name="Schedule", items=SCHEDULE_ITEMS, default="cosine")
-    tv: FloatProperty(name="Smoothness", description="Total-variation weight", default=0.0, min=0.0, max=100.0)
-    saturation: FloatProperty(name="Saturation", default=0.0, min=-100.0, max=100.0)
-    symmetry: FloatProperty(name="Symmetry", default=0.0, min=0.0, max=100.0)
-    clip_model: StringProperty(name="CLIP model", description="open_clip name, e.g. ViT-B-32; empty for none")
-    clip_weights: StringProperty(
-        name="CLIP weights", description="open_clip pretrained tag (e.g. laion2b_s34b_b79k) or a checkpoint file"
+    steps: IntProperty(
+        name="Steps", default=200, min=1, max=100_000, soft_max=2000, description="Optimisation steps: more is slower"
     )
-    preview_every: IntProperty(name="Preview every", default=10, min=0, max=10_000, description="Steps per preview")
+    seed: IntProperty(name="Seed", default=0, min=0, description="The same seed and settings give the same image")
+    preset: EnumProperty(name="Preset", items=_presets, description="A style preset: its defaults, your settings win")
+    generator: EnumProperty(
+        name="Generator", items=GENERATOR_ITEMS, default="pixels", description="How pixels are made"
+    )
+    optimizer: EnumProperty(name="Optimiser", items=OPTIMIZER_ITEMS, default="adam", description="How each step moves")
+    lr: FloatProperty(
+        name="Learning Rate", default=0.05, min=0.0001, max=10.0, precision=4, description="How far each step moves"
+    )
+    schedule: EnumProperty(
+        name="Schedule", items=SCHEDULE_ITEMS, default="cosine", description="How the learning rate changes"
+    )
+    # The whole canvas's losses (the spec's `losses`); per region they are guides (Smoothness, Saturation, Symmetry).
+    tv: FloatProperty(
+        name="Smoothness", default=0.0, min=0.0, max=100.0,
+        description="Fewer, softer changes between neighbouring pixels, over the whole image",
+    )  # fmt: skip
+    saturation: FloatProperty(
+        name="Saturation", default=0.0, min=-100.0, max=100.0,
+        description="More colourful over the whole image; negative greys it",
+    )  # fmt: skip
+    symmetry: FloatProperty(
+        name="Symmetry", default=0.0, min=0.0, max=100.0,
+        description="Left and right mirror each other over the whole image",
+    )  # fmt: skip
+    clip_model: StringProperty(name="CLIP Model", description="open_clip name, e.g. ViT-B-32; empty for none")
+    clip_weights: StringProperty(
+        name="CLIP Weights", description="open_clip pretrained tag (e.g. laion2b_s34b_b79k) or a checkpoint file"
+    )
+    preview_every: IntProperty(
+        name="Preview Every", default=10, min=0, max=10_000, description="Steps between previews (0: none)"
+    )
 
 
 class RegiaJobStatus(bpy.types.PropertyGroup):
@@ -136,10 +170,10 @@ class RegiaJobStatus(bpy.types.PropertyGroup):
 
 
 class RegiaHistoryItem(bpy.types.PropertyGroup):
-    image: PointerProperty(type=bpy.types.Image)
-    job_id: StringProperty()
-    seconds: FloatProperty()
-    summary: StringProperty()
+    image: PointerProperty(type=bpy.types.Image, description="The result image")
+    job_id: StringProperty(description="The engine's job")
+    seconds: FloatProperty(description="How long the job took")
+    summary: StringProperty(description="Size, steps, seed and time")
 
 
 CLASSES: tuple[type, ...] = (RegiaGuide, RegiaRegion, RegiaSettings, RegiaJobStatus, RegiaHistoryItem)
@@ -151,7 +185,7 @@ def register() -> None:
     bpy.types.Image.regia = PointerProperty(type=RegiaSettings)
     bpy.types.Image.regia_job = PointerProperty(type=RegiaJobStatus)
     bpy.types.Image.regia_history = CollectionProperty(type=RegiaHistoryItem)
-    bpy.types.Image.regia_active_history = IntProperty(name="Active result")
+    bpy.types.Image.regia_active_history = IntProperty(name="Active Result")
     bpy.types.Scene.regia_target = PointerProperty(
         name="Target", type=bpy.types.Image, description="The image Regia generates from; it is never overwritten"
     )

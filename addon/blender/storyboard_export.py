@@ -16,7 +16,7 @@ from ..png_codec import encode_png
 from ..spec_builder import InputError
 from ..storyboard import export_files
 from .images import read_rgba
-from .runtime import file_stem, write_file
+from .paths import file_stem, write_file
 from .storyboard_inputs import prepare
 
 # Not "storyboard.json": that is the report `python -m engine storyboard` writes into its output folder.

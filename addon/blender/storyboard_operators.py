@@ -7,40 +7,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from ...regia_contract.storyboard import shot_spec
 from ..engine_client import EngineError
 from ..engine_process import EngineStartError
 from ..spec_builder import InputError
 from ..storyboard import Marker, ShotRange, parse_shot_text, shots_from_markers, shots_from_text, spec_blobs
-from . import runtime, storyboard_runtime
+from . import jobs, shot_jobs
 from .images import new_image
-from .lists import remove_active
-from .props import GUIDE_KIND_ITEMS
+from .owners import find_shot, shot_at, storyboard_of
 from .storyboard_blockout import render_blockout, store
 from .storyboard_export import export
 from .storyboard_inputs import ensure_uids, prepare
 from .storyboard_props import new_uid
-from .storyboard_sequencer import remove_shot
 from .storyboard_versions import shots_folder, use_version
-
-
-def storyboard_of(context: bpy.types.Context) -> bpy.types.PropertyGroup:
-    return context.scene.regia_storyboard
-
-
-def active_shot(storyboard: bpy.types.PropertyGroup) -> bpy.types.PropertyGroup | None:
-    if 0 <= storyboard.active_shot < len(storyboard.shots):
-        return storyboard.shots[storyboard.active_shot]
-    return None
-
-
-def _shot_at(storyboard: bpy.types.PropertyGroup, index: int) -> bpy.types.PropertyGroup | None:
-    """Shot `index`, or the active one for -1."""
-    if index < 0:
-        return active_shot(storyboard)
-    return storyboard.shots[index] if index < len(storyboard.shots) else None
 
 
 class _ShotOperator(bpy.types.Operator):
@@ -53,7 +34,7 @@ class _ShotOperator(bpy.types.Operator):
         return len(storyboard_of(context).shots) > 0
 
     def shot(self, context: bpy.types.Context) -> bpy.types.PropertyGroup | None:
-        return _shot_at(storyboard_of(context), self.index)
+        return shot_at(storyboard_of(context), self.index)
 
 
 # ---- making shots ------------------------------------------------------------------------------------------------
@@ -142,131 +123,7 @@ class REGIA_OT_storyboard_from_text(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class REGIA_OT_storyboard_shot_add(bpy.types.Operator):
-    """Add a shot after the last one, with the scene's camera"""
-
-    bl_idname = "regia.storyboard_shot_add"
-    bl_label = "Add Shot"
-    bl_options = {"REGISTER", "UNDO"}
-    name: StringProperty(name="Name")
-    description: StringProperty(name="Description")
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        storyboard = storyboard_of(context)
-        start = max((s.frame_end + 1 for s in storyboard.shots), default=context.scene.frame_start)
-        shot = storyboard.shots.add()
-        shot.name = self.name or f"Shot {len(storyboard.shots)}"
-        shot.uid, shot.description, shot.camera = new_uid(), self.description, context.scene.camera
-        shot.frame_start, shot.frame_end = start, start + storyboard.default_length - 1
-        storyboard.active_shot = len(storyboard.shots) - 1
-        return {"FINISHED"}
-
-
-class REGIA_OT_storyboard_shot_remove(_ShotOperator):
-    """Remove the shot and its strip (its images stay in the file)"""
-
-    bl_idname = "regia.storyboard_shot_remove"
-    bl_label = "Remove Shot"
-    bl_options = {"REGISTER", "UNDO"}
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        storyboard, shot = storyboard_of(context), self.shot(context)
-        if shot is None:
-            return {"CANCELLED"}
-        storyboard_runtime.cancel(context.scene, shot.uid)
-        remove_shot(context.scene, shot.uid)
-        storyboard.shots.remove(list(storyboard.shots).index(shot))
-        storyboard.active_shot = min(storyboard.active_shot, len(storyboard.shots) - 1)
-        return {"FINISHED"}
-
-
-class REGIA_OT_storyboard_shot_move(bpy.types.Operator):
-    """Move the active shot up or down the list"""
-
-    bl_idname = "regia.storyboard_shot_move"
-    bl_label = "Move Shot"
-    bl_options = {"REGISTER", "UNDO"}
-    direction: EnumProperty(items=[("UP", "Up", ""), ("DOWN", "Down", "")])
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        storyboard = storyboard_of(context)
-        i = storyboard.active_shot
-        j = i - 1 if self.direction == "UP" else i + 1
-        if not (0 <= i < len(storyboard.shots) and 0 <= j < len(storyboard.shots)):
-            return {"CANCELLED"}
-        storyboard.shots.move(i, j)
-        storyboard.active_shot = j
-        return {"FINISHED"}
-
-
 # ---- the style's images, a shot's guides and regions ---------------------------------------------------------------
-
-
-class REGIA_OT_storyboard_style_image_add(bpy.types.Operator):
-    """Add a style image every shot takes its colours and textures from"""
-
-    bl_idname = "regia.storyboard_style_image_add"
-    bl_label = "Add Style Image"
-    bl_options = {"REGISTER", "UNDO"}
-    image: StringProperty(name="Image", description="Image name (empty: pick it in the list)")
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        storyboard = storyboard_of(context)
-        image = bpy.data.images.get(self.image) if self.image else None
-        if self.image and image is None:
-            self.report({"ERROR"}, f"image: no image called {self.image!r}")
-            return {"CANCELLED"}
-        storyboard.style_images.add().image = image
-        storyboard.active_style_image = len(storyboard.style_images) - 1
-        return {"FINISHED"}
-
-
-class REGIA_OT_storyboard_style_image_remove(bpy.types.Operator):
-    """Remove the active style image"""
-
-    bl_idname = "regia.storyboard_style_image_remove"
-    bl_label = "Remove Style Image"
-    bl_options = {"REGISTER", "UNDO"}
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        removed = remove_active(storyboard_of(context), "style_images", "active_style_image")
-        return {"FINISHED"} if removed else {"CANCELLED"}
-
-
-class REGIA_OT_storyboard_guide_add(_ShotOperator):
-    """Add a guide of the shot's own (on top of the storyboard's style)"""
-
-    bl_idname = "regia.storyboard_guide_add"
-    bl_label = "Add Shot Guide"
-    bl_options = {"REGISTER", "UNDO"}
-    kind: EnumProperty(name="Kind", items=GUIDE_KIND_ITEMS, default="STYLE")
-    text: StringProperty(name="Text")
-    image: StringProperty(name="Image", description="Image name")
-    weight: FloatProperty(name="Weight", default=1.0, min=0.0, max=100.0)
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        shot = self.shot(context)
-        image = bpy.data.images.get(self.image) if self.image else None
-        if shot is None or (self.image and image is None):
-            self.report({"ERROR"}, f"image: no image called {self.image!r}" if shot else "No shot selected")
-            return {"CANCELLED"}
-        guide = shot.guides.add()
-        guide.kind, guide.text, guide.weight, guide.image = self.kind, self.text, self.weight, image
-        shot.active_guide = len(shot.guides) - 1
-        return {"FINISHED"}
-
-
-class REGIA_OT_storyboard_guide_remove(_ShotOperator):
-    """Remove the shot's active guide"""
-
-    bl_idname = "regia.storyboard_guide_remove"
-    bl_label = "Remove Shot Guide"
-    bl_options = {"REGISTER", "UNDO"}
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        shot = self.shot(context)
-        removed = shot is not None and remove_active(shot, "guides", "active_guide")
-        return {"FINISHED"} if removed else {"CANCELLED"}
 
 
 class REGIA_OT_storyboard_region_add(_ShotOperator):
@@ -296,19 +153,6 @@ class REGIA_OT_storyboard_region_add(_ShotOperator):
         return {"FINISHED"}
 
 
-class REGIA_OT_storyboard_region_remove(_ShotOperator):
-    """Remove the shot's active region"""
-
-    bl_idname = "regia.storyboard_region_remove"
-    bl_label = "Remove Shot Region"
-    bl_options = {"REGISTER", "UNDO"}
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        shot = self.shot(context)
-        removed = shot is not None and remove_active(shot, "regions", "active_region")
-        return {"FINISHED"} if removed else {"CANCELLED"}
-
-
 class REGIA_OT_storyboard_blockout(_ShotOperator):
     """Render the shot's blockout now (Cycles, CPU, a few samples) to see what will guide it"""
 
@@ -332,7 +176,7 @@ def generate(operator: bpy.types.Operator, context: bpy.types.Context, shots: li
     """Queue one job per shot. Shots that cannot be built fail with their reason; the rest go to the engine."""
     scene, storyboard = context.scene, storyboard_of(context)
     ensure_uids(storyboard)
-    shots = [shot for shot in shots if not storyboard_runtime.is_running(scene, shot.uid)]
+    shots = [shot for shot in shots if not shot_jobs.is_running(scene, shot.uid)]
     if not shots:
         operator.report({"WARNING"}, "Every shot is already queued or running")
         return {"CANCELLED"}
@@ -343,26 +187,26 @@ def generate(operator: bpy.types.Operator, context: bpy.types.Context, shots: li
         operator.report({"ERROR"}, storyboard.message)
         return {"CANCELLED"}
     for uid, message in prepared.errors.items():
-        shot = storyboard_runtime.find_shot(scene, uid)
+        shot = find_shot(scene, uid)
         shot.job.state, shot.job.error_kind, shot.job.message = "FAILED", "INPUT", message
     if not prepared.uids:
         storyboard.message = "No shot could be built: " + "; ".join(prepared.errors.values())
         operator.report({"ERROR"}, storyboard.message)
         return {"CANCELLED"}
     try:
-        runtime.ensure_engine()
+        jobs.ensure_engine()
     except (EngineError, EngineStartError) as error:
         for uid in prepared.uids:
-            shot = storyboard_runtime.find_shot(scene, uid)
+            shot = find_shot(scene, uid)
             shot.job.state, shot.job.error_kind, shot.job.message = "FAILED", "UNREACHABLE", str(error)
         storyboard.message = str(error)
         operator.report({"ERROR"}, storyboard.message)
         return {"CANCELLED"}
     for index, uid in enumerate(prepared.uids):
         spec = shot_spec(prepared.storyboard, index)
-        shot = storyboard_runtime.find_shot(scene, uid)
-        storyboard_runtime.submit(scene, shot, spec, spec_blobs(spec, prepared.blobs))
-    storyboard_runtime.poll()
+        shot = find_shot(scene, uid)
+        shot_jobs.submit(scene, shot, spec, spec_blobs(spec, prepared.blobs))
+    jobs.poll()
     count = len(prepared.uids)
     storyboard.message = f"{count} shot{'s' if count != 1 else ''} queued"
     if prepared.errors:
@@ -403,10 +247,10 @@ class REGIA_OT_storyboard_cancel(bpy.types.Operator):
     bl_label = "Cancel All"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        if not storyboard_runtime.cancel(context.scene):
+        if not shot_jobs.cancel(context.scene):
             self.report({"WARNING"}, "No shot is queued or running")
             return {"CANCELLED"}
-        storyboard_runtime.poll()
+        jobs.poll()
         return {"FINISHED"}
 
 
@@ -499,15 +343,7 @@ class REGIA_OT_storyboard_export(bpy.types.Operator):
 CLASSES: tuple[type, ...] = (
     REGIA_OT_storyboard_from_markers,
     REGIA_OT_storyboard_from_text,
-    REGIA_OT_storyboard_shot_add,
-    REGIA_OT_storyboard_shot_remove,
-    REGIA_OT_storyboard_shot_move,
-    REGIA_OT_storyboard_style_image_add,
-    REGIA_OT_storyboard_style_image_remove,
-    REGIA_OT_storyboard_guide_add,
-    REGIA_OT_storyboard_guide_remove,
     REGIA_OT_storyboard_region_add,
-    REGIA_OT_storyboard_region_remove,
     REGIA_OT_storyboard_blockout,
     REGIA_OT_storyboard_generate,
     REGIA_OT_storyboard_regenerate_shot,

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import bpy
 
-from . import engine, storyboard_runtime
+from . import connection, shot_jobs
+from .guides import draw_guides
+from .lists import draw_list, list_row
+from .owners import active_shot
+from .panels import draw_region_source
 from .preferences import _wrap, draw_engine_status
-from .storyboard_operators import active_shot
 
 _STATE_ICONS = {
     "IDLE": "DOT", "STARTING": "SORTTIME", "UPLOADING": "EXPORT", "QUEUED": "SORTTIME", "RUNNING": "PLAY",
@@ -17,29 +20,29 @@ _STATE_ICONS = {
 _ACTIVE_STATES = ("STARTING", "UPLOADING", "QUEUED", "RUNNING")
 
 
-class REGIA_UL_shots(bpy.types.UIList):
-    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index) -> None:
-        row = layout.row(align=True)
-        row.prop(item, "name", text="", emboss=False, icon=_STATE_ICONS.get(item.job.state, "DOT"))
-        row.label(text=f"{item.frame_start}-{item.frame_end}")
-        if item.job.state in _ACTIVE_STATES:
-            row.progress(text=item.job.state.title(), factor=item.job.fraction, type="RING")
-        elif item.image is not None:
-            row.label(text=f"v{len(item.versions)}", icon="IMAGE_DATA")
+@list_row("RegiaShot")
+def _shot_row(layout: bpy.types.UILayout, data: object, shot: bpy.types.PropertyGroup) -> None:
+    row = layout.row(align=True)
+    row.prop(shot, "name", text="", emboss=False, icon=_STATE_ICONS.get(shot.job.state, "DOT"))
+    row.label(text=f"{shot.frame_start}-{shot.frame_end}")
+    if shot.job.state in _ACTIVE_STATES:
+        row.progress(text=shot.job.state.title(), factor=shot.job.fraction, type="RING")
+    elif shot.image is not None:
+        row.label(text=f"v{len(shot.versions)}", icon="IMAGE_DATA")
 
 
-class REGIA_UL_style_images(bpy.types.UIList):
-    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index) -> None:
-        layout.label(text=item.image.name if item.image else "(pick an image)", icon="BRUSH_DATA")
+@list_row("RegiaImageItem")
+def _style_image_row(layout: bpy.types.UILayout, data: object, item: bpy.types.PropertyGroup) -> None:
+    layout.label(text=item.image.name if item.image else "(pick an image)", icon="BRUSH_DATA")
 
 
-class REGIA_UL_shot_versions(bpy.types.UIList):
-    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index) -> None:
-        name = item.image.name if item.image else "(deleted)"
-        current = item.image is not None and item.image == data.image
-        layout.label(
-            text=f"{name}  seed {item.seed or '?'}, {item.seconds:.1f} s", icon="RADIOBUT_ON" if current else "BLANK1"
-        )
+@list_row("RegiaShotVersion")
+def _version_row(layout: bpy.types.UILayout, shot: bpy.types.PropertyGroup, item: bpy.types.PropertyGroup) -> None:
+    name = item.image.name if item.image else "(deleted)"
+    current = item.image is not None and item.image == shot.image
+    layout.label(
+        text=f"{name}  seed {item.seed or '?'}, {item.seconds:.1f} s", icon="RADIOBUT_ON" if current else "BLANK1"
+    )
 
 
 def _message(layout: bpy.types.UILayout, text: str, icon: str = "INFO") -> None:
@@ -56,16 +59,9 @@ class _StoryboardMain:
         scene = context.scene
         storyboard = scene.regia_storyboard
         layout.prop(storyboard, "name")
-        if engine.status.state not in ("ready", "remote"):
+        if connection.status.state not in ("ready", "remote"):
             draw_engine_status(layout)
-        row = layout.row()
-        row.template_list("REGIA_UL_shots", "", storyboard, "shots", storyboard, "active_shot", rows=5)
-        col = row.column(align=True)
-        col.operator("regia.storyboard_shot_add", text="", icon="ADD")
-        col.operator("regia.storyboard_shot_remove", text="", icon="REMOVE")
-        col.separator()
-        col.operator("regia.storyboard_shot_move", text="", icon="TRIA_UP").direction = "UP"
-        col.operator("regia.storyboard_shot_move", text="", icon="TRIA_DOWN").direction = "DOWN"
+        col = draw_list(layout, "SHOTS", storyboard, rows=5)
         col.separator()
         col.operator("regia.storyboard_from_markers", text="", icon="MARKER_HLT")
         row = layout.row(align=True)
@@ -75,7 +71,7 @@ class _StoryboardMain:
         done = sum(1 for shot in shots if shot.job.state == "DONE")
         row = layout.row(align=True)
         row.scale_y = 1.5
-        if storyboard_runtime.is_running(scene):
+        if shot_jobs.is_running(scene):
             row.operator("regia.storyboard_cancel", icon="CANCEL")
             layout.progress(text=f"{done} of {len(shots)} shots done", factor=done / max(1, len(shots)), type="BAR")
         else:
@@ -112,7 +108,7 @@ class _StoryboardShot:
         row.operator("regia.storyboard_regenerate_shot", icon="FILE_REFRESH")
         row.operator("regia.storyboard_open_shot", icon="IMAGE")
         if shot.versions:
-            layout.template_list("REGIA_UL_shot_versions", "", shot, "versions", shot, "active_version", rows=2)
+            layout.template_list("REGIA_UL_items", "VERSIONS", shot, "versions", shot, "active_version", rows=2)
             layout.operator("regia.storyboard_use_version", icon="CHECKMARK")
         box = layout.box()
         box.prop(shot, "use_blockout")
@@ -125,47 +121,25 @@ class _StoryboardShot:
 
 
 def _draw_shot_guides(layout: bpy.types.UILayout, shot: bpy.types.PropertyGroup) -> None:
-    layout.label(text="The shot's own guides:")
-    row = layout.row()
-    row.template_list("REGIA_UL_guides", "shot", shot, "guides", shot, "active_guide", rows=2)
-    col = row.column(align=True)
-    col.operator_menu_enum("regia.storyboard_guide_add", "kind", text="", icon="ADD")
-    col.operator("regia.storyboard_guide_remove", text="", icon="REMOVE")
-    if not 0 <= shot.active_guide < len(shot.guides):
-        return
-    guide = shot.guides[shot.active_guide]
-    col = layout.column()
-    col.prop(guide, "weight")
-    if guide.kind in ("TEXT", "NEGATIVE_TEXT"):
-        col.prop(guide, "text")
-    elif guide.kind == "PALETTE":
-        col.prop(guide, "colors")
-    else:
-        col.template_ID(guide, "image", open="image.open")
+    layout.label(text="Shot Guides (on top of the style)")
+    draw_guides(layout, "SHOT_GUIDES", shot, rows=2)
 
 
 def _draw_shot_regions(layout: bpy.types.UILayout, shot: bpy.types.PropertyGroup) -> None:
-    layout.label(text="Regions (edit only; none: the whole frame):")
-    row = layout.row()
-    row.template_list("REGIA_UL_regions", "shot", shot, "regions", shot, "active_region", rows=2)
-    col = row.column(align=True)
-    col.operator("regia.storyboard_region_add", text="", icon="BRUSH_DATA").source = "PAINT"
-    col.operator("regia.storyboard_region_remove", text="", icon="REMOVE")
+    layout.label(text="Shot Regions (edit only; none: the whole frame)")
+
+    def add(col: bpy.types.UILayout) -> None:
+        col.operator("regia.storyboard_region_add", text="", icon="BRUSH_DATA").source = "PAINT"
+
+    draw_list(layout, "SHOT_REGIONS", shot, rows=2, add=add)
     if not 0 <= shot.active_region < len(shot.regions):
         return
     region = shot.regions[shot.active_region]
     col = layout.column()
-    col.prop(region, "source")
-    if region.source == "MASK_LAYER":
-        col.prop(region, "mask")
-        if region.mask is not None:
-            col.prop_search(region, "layer", region.mask, "layers")
-    elif region.source == "PAINT":
-        col.template_ID(region, "paint_image", new="image.new")
-    else:
-        col.prop(shot, "region_map")
-        col.prop(region, "key_color")
+    draw_region_source(col, region, shot)
     col.prop(region, "feather")
+    col.label(text="Region Guides")
+    draw_guides(col, "SHOT_REGION_GUIDES", region, rows=2)
 
 
 class _StoryboardStyle:
@@ -175,13 +149,7 @@ class _StoryboardStyle:
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         storyboard = context.scene.regia_storyboard
-        row = layout.row()
-        row.template_list(
-            "REGIA_UL_style_images", "", storyboard, "style_images", storyboard, "active_style_image", rows=2
-        )
-        col = row.column(align=True)
-        col.operator("regia.storyboard_style_image_add", text="", icon="ADD")
-        col.operator("regia.storyboard_style_image_remove", text="", icon="REMOVE")
+        draw_list(layout, "STYLE_IMAGES", storyboard, rows=2)
         if 0 <= storyboard.active_style_image < len(storyboard.style_images):
             layout.template_ID(storyboard.style_images[storyboard.active_style_image], "image", open="image.open")
         layout.use_property_split = True
@@ -230,9 +198,6 @@ def _family(place: type, prefix: str) -> tuple[type, ...]:
 
 
 CLASSES: tuple[type, ...] = (
-    REGIA_UL_shots,
-    REGIA_UL_style_images,
-    REGIA_UL_shot_versions,
     *_family(_InSequencer, "sequencer"),
     *_family(_InScene, "scene"),
 )

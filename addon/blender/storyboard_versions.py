@@ -11,8 +11,7 @@ import bpy
 
 from ..storyboard import shot_image_name
 from .images import load_png
-from .paths import user_dir
-from .runtime import file_stem, write_file
+from .paths import file_stem, user_dir, write_file
 from .storyboard_sequencer import place_shot
 
 

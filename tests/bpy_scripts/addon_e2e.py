@@ -84,6 +84,9 @@ def build_scene() -> bpy.types.Image:
     assert bpy.ops.regia.guide_add(kind="STYLE", image="stripes", weight=1.0) == {"FINISHED"}
     settings.active_region = 1
     assert bpy.ops.regia.guide_add(kind="PALETTE") == {"FINISHED"}
+    # Per-region losses: the ground greys a little and mirrors top and bottom.
+    assert bpy.ops.regia.guide_add(kind="SATURATION", weight=-0.5) == {"FINISHED"}
+    assert bpy.ops.regia.guide_add(kind="SYMMETRY", axis="horizontal", weight=2.0) == {"FINISHED"}
     settings.steps, settings.preview_every, settings.seed = 24, 4, 3
     return target
 
@@ -98,13 +101,13 @@ def addon_module(name: str):
 
 def drive(target: bpy.types.Image, timeout: float = 240.0, on_poll=None) -> dict:
     """Call the timer function until the target's job ends; record what the artist would have seen."""
-    runtime = addon_module("runtime")
+    jobs, image_jobs = addon_module("jobs"), addon_module("image_jobs")
     seen = {"states": [], "preview_hashes": [], "steps": [], "longest_poll": 0.0}
     deadline = time.monotonic() + timeout
-    while runtime.is_running(target):
+    while image_jobs.is_running(target):
         assert time.monotonic() < deadline, f"job did not end: {target.regia_job.state} {target.regia_job.message}"
         t0 = time.perf_counter()
-        runtime.poll()
+        jobs.poll()
         seen["longest_poll"] = max(seen["longest_poll"], time.perf_counter() - t0)
         status = target.regia_job
         if not seen["states"] or seen["states"][-1] != status.state:
@@ -118,7 +121,7 @@ def drive(target: bpy.types.Image, timeout: float = 240.0, on_poll=None) -> dict
         if on_poll is not None:
             on_poll(status)
         time.sleep(0.02)
-    runtime.poll()
+    jobs.poll()
     seen["final"] = target.regia_job.state
     seen["message"] = target.regia_job.message
     seen["error_kind"] = target.regia_job.error_kind
@@ -224,7 +227,7 @@ def phase_errors(target: bpy.types.Image) -> None:
     assert bpy.ops.regia.generate() == {"FINISHED"}
     seen = drive(target)
     out["engine_refused"] = [seen["final"], seen["error_kind"], seen["message"]]
-    bpy.ops.regia.guide_remove()
+    bpy.ops.regia.list_remove(list_id="REGION_GUIDES")
     out["steps_kept"] = settings.steps
     out["regions_kept"] = len(settings.regions)
     # The engine down: a remote URL where nothing listens.
@@ -251,7 +254,7 @@ class Recorder:
 
     def __getattr__(self, name: str):
         def call(*args, **kwargs) -> Recorder:
-            self.calls.append(name)
+            self.calls.append(f"label:{kwargs.get('text', '')}" if name == "label" else name)
             if name in ("prop", "prop_search", "template_ID"):
                 data, prop = args[0], args[1]
                 assert prop in data.bl_rna.properties, f"{name}: {type(data).__name__} has no property {prop!r}"
@@ -285,14 +288,11 @@ def draw_everything(target: bpy.types.Image) -> int:
             for panel in panels:
                 if panel.poll(context) if hasattr(panel, "poll") else True:
                     panel.draw(SimpleNamespace(layout=Recorder(calls)), context)
-    lists = {
-        "REGIA_UL_regions": (settings, "regions"),
-        "REGIA_UL_guides": (settings.regions[0], "guides"),
-        "REGIA_UL_history": (target, "regia_history"),
-    }
-    for name, (data, prop) in lists.items():
+    lists = [(settings, "regions"), (settings.regions[0], "guides"), (target, "regia_history")]
+    for data, prop in lists:
         for item in getattr(data, prop):
-            getattr(bpy.types, name).draw_item(None, context, Recorder(calls), data, item, 0, data, "", 0)
+            bpy.types.REGIA_UL_items.draw_item(None, context, Recorder(calls), data, item, 0, data, "", 0)
+    draw_everything.labels = [c[len("label:") :] for c in calls if c.startswith("label:")]
     return len(calls)
 
 
@@ -300,9 +300,16 @@ def phase_ui(target: bpy.types.Image) -> None:
     settings = target.regia
     settings.active_region = 0
     region = settings.regions[0]
-    for kind in ("TEXT", "NEGATIVE_TEXT", "INSPIRATION", "CONTENT", "SCRIBBLE", "OUTLINE", "PALETTE"):
-        bpy.ops.regia.guide_add(kind=kind, text="x")
+    kind_items = region.guides[0].bl_rna.properties["kind"].enum_items
+    kinds = [item.identifier for item in kind_items]
+    icons = bpy.types.UILayout.bl_rna.functions["prop"].parameters["icon"].enum_items.keys()
+    missing_icons = [item.icon for item in kind_items if item.icon not in icons]
+    before = len(region.guides)
+    for kind in kinds:
+        bpy.ops.regia.guide_add(kind=kind, text="x", axis="horizontal")
+    added = len(region.guides) - before
     calls = draw_everything(target)
+    labels = draw_everything.labels
     # A scribble painted on a new canvas the target's size; the region's mask shown as the engine gets it.
     settings.active_region = 0
     region.active_guide = [g.kind for g in region.guides].index("SCRIBBLE")
@@ -311,16 +318,28 @@ def phase_ui(target: bpy.types.Image) -> None:
     canvas_info = [list(canvas.size), float(pixels(canvas)[..., 3].max())]
     assert bpy.ops.regia.region_show_mask() == {"FINISHED"}
     shown = pixels(bpy.data.images["photo (region mask)"])[..., 0]
-    for _ in range(7):
+    for _ in range(added):
         settings.active_region = 0
         region.active_guide = len(region.guides) - 1
-        bpy.ops.regia.guide_remove()
+        bpy.ops.regia.list_remove(list_id="REGION_GUIDES")
+    # The generic list operators move any list's active item, and say so in their tooltips.
+    names = [r.name for r in settings.regions]
+    settings.active_region = 0
+    assert bpy.ops.regia.list_move(list_id="REGIONS", direction="DOWN") == {"FINISHED"}
+    moved = [[r.name for r in settings.regions], settings.active_region]
+    assert bpy.ops.regia.list_move(list_id="REGIONS", direction="UP") == {"FINISHED"}
+    at_top = bpy.ops.regia.list_move(list_id="REGIONS", direction="UP")
     emit(
         phase="ui",
         calls=calls,
+        kinds=kinds,
+        missing_icons=missing_icons,
+        guide_labels=[label for label in labels if label.split(":")[0] in ("Smoothness", "Saturation", "Symmetry")],
         guides_left=len(region.guides),
         canvas=canvas_info,
         shown_rows=shown.max(axis=1).round(3).tolist(),
+        moved=moved,
+        back=[[r.name for r in settings.regions] == names, settings.active_region, sorted(at_top)],
     )
 
 
@@ -379,12 +398,12 @@ def phase_clip(target: bpy.types.Image) -> None:
     for _ in range(2):
         settings.active_region = 0
         settings.regions[0].active_guide = len(settings.regions[0].guides) - 1
-        bpy.ops.regia.guide_remove()
+        bpy.ops.regia.list_remove(list_id="REGION_GUIDES")
     settings.clip_model, settings.clip_weights, settings.steps = "", "", 24
 
 
 def phase_health(target: bpy.types.Image) -> None:
-    engine = addon_module("engine")
+    engine = addon_module("connection")
     assert bpy.ops.regia.engine_check() == {"FINISHED"}
     emit(phase="health", state=engine.status.state, message=engine.status.message)
 
@@ -395,7 +414,7 @@ def phase_bad_python(target: bpy.types.Image) -> None:
 
     bare = Path(tempfile.mkdtemp()) / "bare"
     venv.create(bare, with_pip=False)
-    engine = addon_module("engine")
+    engine = addon_module("connection")
     prefs().python_path = str(bare / "bin" / "python")
     assert bpy.ops.regia.engine_restart() == {"FINISHED"}
     deadline = time.monotonic() + 60
@@ -420,7 +439,7 @@ def main() -> None:
     target = build_scene()
     for phase in PHASES:
         globals()[f"phase_{phase}"](target)
-    engine = addon_module("engine")
+    engine = addon_module("connection")
     managed = engine._managed
     pid = managed.pid if managed is not None else None
     import addon_utils

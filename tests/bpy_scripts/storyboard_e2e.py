@@ -109,20 +109,20 @@ def install() -> None:
 
 def drive(timeout: float = 240.0, on_poll=None) -> float:
     """Call the storyboard timer until no shot is queued or running; returns the longest poll in seconds."""
-    runtime = module("blender.storyboard_runtime")
+    jobs, shot_jobs = module("blender.jobs"), module("blender.shot_jobs")
     scene = bpy.context.scene
     longest = 0.0
     deadline = time.monotonic() + timeout
-    while runtime.is_running(scene):
+    while shot_jobs.is_running(scene):
         states = {s.name: (s.job.state, s.job.message) for s in storyboard().shots}
         assert time.monotonic() < deadline, f"the storyboard did not end: {states}"
         t0 = time.perf_counter()
-        runtime.poll()
+        jobs.poll()
         longest = max(longest, time.perf_counter() - t0)
         if on_poll is not None:
             on_poll()
         time.sleep(0.02)
-    runtime.poll()
+    jobs.poll()
     return longest
 
 
@@ -250,21 +250,27 @@ def phase_generate() -> None:
     board = storyboard()
     board.width, board.height, board.steps, board.preview_every, board.seed = W, H, 8, 4, 7
     board.palette, board.seed_rule = "#223344 #ddcc88", "per_shot"
-    assert bpy.ops.regia.storyboard_style_image_add(image=style_image().name) == {"FINISHED"}
+    assert bpy.ops.regia.list_add(list_id="STYLE_IMAGES") == {"FINISHED"}
+    board.style_images[board.active_style_image].image = style_image()
     # 'Extra' has a text guide without a CLIP model: the engine refuses it. 'Broken' has a guide image whose file
     # is missing: the add-on cannot build it. The other shots must not care.
     board.active_shot = list(board.shots).index(shot("Extra"))
-    assert bpy.ops.regia.storyboard_guide_add(kind="TEXT", text="a lamp post") == {"FINISHED"}
-    assert bpy.ops.regia.storyboard_shot_add(name="Broken", description="nothing") == {"FINISHED"}
+    assert bpy.ops.regia.guide_add(list_id="SHOT_GUIDES", kind="TEXT", text="a lamp post") == {"FINISHED"}
+    assert bpy.ops.regia.list_add(list_id="SHOTS") == {"FINISHED"}
+    broken = board.shots[board.active_shot]
+    broken.name, broken.description = "Broken", "nothing"
     missing = bpy.data.images.new("missing", 8, 8)
     missing.source, missing.filepath = "FILE", "/nonexistent/missing.png"
-    assert bpy.ops.regia.storyboard_guide_add(kind="STYLE", image="missing") == {"FINISHED"}
+    assert bpy.ops.regia.guide_add(list_id="SHOT_GUIDES", kind="STYLE", image="missing") == {"FINISHED"}
     # C is painted in two: a region on its left half, where the style goes.
     board.active_shot = list(board.shots).index(shot("C"))
     assert bpy.ops.regia.storyboard_region_add(source="PAINT") == {"FINISHED"}
     paint = np.zeros((H, W, 4), dtype=np.float32)
     paint[..., 3], paint[:, : W // 2, :3] = 1.0, 1.0
     set_pixels(shot("C").regions[0].paint_image, paint)
+    # C's own guides greys it a little and mirrors it left and right, as any shot's guide list offers.
+    assert bpy.ops.regia.guide_add(list_id="SHOT_GUIDES", kind="SATURATION", weight=-0.5) == {"FINISHED"}
+    assert bpy.ops.regia.guide_add(list_id="SHOT_GUIDES", kind="SYMMETRY", axis="vertical") == {"FINISHED"}
     assert bpy.ops.regia.storyboard_generate() == {"FINISHED"}
     longest = drive()
     specs = {s.name: json.loads(s.image["regia_spec"]) for s in board.shots if s.image is not None}
@@ -276,6 +282,7 @@ def phase_generate() -> None:
         uids={s.name: s.uid for s in board.shots},
         spec_a=specs.get("A"),
         regions_c=specs.get("C", {}).get("regions"),
+        guides_c=specs.get("C", {}).get("guides"),
         seeds={name: spec["seed"] for name, spec in specs.items()},
         longest_poll=longest,
         packed={s.name: s.image.packed_file is not None for s in board.shots if s.image is not None},
@@ -310,7 +317,7 @@ def phase_export() -> None:
     board = storyboard()
     for name in ("Broken", "Extra"):
         board.active_shot = list(board.shots).index(shot(name))
-        assert bpy.ops.regia.storyboard_shot_remove() == {"FINISHED"}
+        assert bpy.ops.regia.list_remove(list_id="SHOTS") == {"FINISHED"}
     folder = Path(OUT) / "export"
     assert bpy.ops.regia.storyboard_export(directory=str(folder)) == {"FINISHED"}
     sheet_image = bpy.data.images.load(str(folder / "contact_sheet.png"))
@@ -410,11 +417,11 @@ def phase_ui() -> None:
         for panel in panels:
             if not hasattr(panel, "poll") or panel.poll(context):
                 panel.draw(SimpleNamespace(layout=Recorder(calls)), context)
-    lists = [("REGIA_UL_shots", board, "shots"), ("REGIA_UL_style_images", board, "style_images")]
-    lists += [("REGIA_UL_shot_versions", s, "versions") for s in board.shots]
-    for name, data, prop in lists:
+    lists = [(board, "shots"), (board, "style_images")] + [(s, "versions") for s in board.shots]
+    lists += [(s, "guides") for s in board.shots]
+    for data, prop in lists:
         for item in getattr(data, prop):
-            getattr(bpy.types, name).draw_item(None, context, Recorder(calls), data, item, 0, data, "", 0)
+            bpy.types.REGIA_UL_items.draw_item(None, context, Recorder(calls), data, item, 0, data, "", 0)
     board.active_shot = 0
     assert bpy.ops.regia.storyboard_open_shot() == {"FINISHED"}
     emit(

@@ -18,7 +18,7 @@ from . import (
     panels,
     preferences,
     props,
-    storyboard_lists,
+    storyboard_lists,  # noqa: F401 - its lists register on import, for the generic list operators
     storyboard_operators,
     storyboard_panels,
     storyboard_props,
@@ -34,7 +34,6 @@ CLASSES: tuple[type, ...] = (
     *storyboard_operators.CLASSES,
     *storyboard_panels.CLASSES,
 )
-assert storyboard_lists  # imported for its lists (register_list), which the generic list operators act on
 
 
 def register() -> None:

@@ -22,7 +22,7 @@ class REGIA_OT_guide_add(bpy.types.Operator):
     bl_label = "Add Guide"
     bl_options = {"REGISTER", "UNDO"}
     list_id: StringProperty(
-        name="List", default="REGION_GUIDES", description="Which guides: REGION_GUIDES, GUIDES or SHOT_GUIDES",
+        name="List", default="REGION_GUIDES", description="Which guides: a region's, all regions', a shot's, ...",
         options={"HIDDEN", "SKIP_SAVE"},
     )  # fmt: skip
     kind: EnumProperty(name="Kind", items=enum_items(), default=DEFAULT_KIND, description="What the guide asks for")
@@ -35,8 +35,8 @@ class REGIA_OT_guide_add(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[str]:
         found = resolve(context, self.list_id)
         if found is None:
-            self.report({"ERROR"}, "Add or select a region first" if self.list_id == "REGION_GUIDES" else "Nothing "
-                        "to add a guide to: pick a target image, or add a shot")  # fmt: skip
+            spec = LISTS.get(self.list_id)
+            self.report({"ERROR"}, spec.missing if spec is not None else f"No guide list called {self.list_id!r}")
             return {"CANCELLED"}
         spec, owner = found
         image = bpy.data.images.get(self.image) if self.image else None
@@ -45,13 +45,8 @@ class REGIA_OT_guide_add(bpy.types.Operator):
             return {"CANCELLED"}
         guides = getattr(owner, spec.collection)
         guide = guides.add()
-        guide.kind, guide.weight, guide.axis, guide.text, guide.image = (
-            self.kind,
-            self.weight,
-            self.axis,
-            self.text,
-            image,
-        )
+        guide.kind, guide.weight, guide.axis = self.kind, self.weight, self.axis
+        guide.text, guide.image = self.text, image
         if self.colors:
             guide.colors = self.colors
         setattr(owner, spec.index, len(guides) - 1)

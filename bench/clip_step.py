@@ -80,8 +80,8 @@ from engine.guides import clip as clip_guides
 from engine.job import PreparedJob, prepare_job
 from engine.models import ClipBundle, load_clip
 from engine.optimize import run
+from engine.process import tune_allocator
 from engine.refs import FolderSource
-from engine.runtime import tune_allocator
 from engine.spec import validate_spec
 
 MODEL = "ViT-B-32"

@@ -62,8 +62,8 @@ from skimage import data
 from engine.device import pick_device
 from engine.job import PreparedJob, prepare_job
 from engine.optimize import run
+from engine.process import tune_allocator
 from engine.refs import FolderSource
-from engine.runtime import tune_allocator
 from engine.spec import validate_spec
 
 GENERATORS = ("pixels", "fourier")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import JobCancelled, RegiaError, SpecError, SpecErrors
-from .runtime import default_threads, go_offline, tune_allocator
+from .process import default_threads, go_offline, tune_allocator
 
 if TYPE_CHECKING:  # the optimiser pulls in torch: `schema` and `presets` start without it
     from collections.abc import Callable
@@ -405,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "threads", None) is not None and args.threads < 1:
             raise SpecErrors([SpecError("--threads", "must be at least 1", args.threads)])
         if hasattr(args, "threads") and args.command != "serve":  # serve sets them once its options are checked
-            from .runtime import set_threads
+            from .process import set_threads
 
             set_threads(args.threads)
         return args.func(args)

@@ -1,4 +1,4 @@
-"""CLIP model loading (engine/models.py): the tiny random model, checkpoints, the cache, offline, and the clear
+"""CLIP model loading (engine/models/): the tiny random model, checkpoints, the cache, offline, and the clear
 missing-weights error through the API, the command line and the server. No model hub is reachable here, so
 everything real runs on `regia-tiny` and a hub cache laid out by hand."""
 
@@ -27,7 +27,8 @@ from engine import models
 from engine.errors import SpecError, SpecErrors
 from engine.job import check_capabilities, clip_guides_used
 from engine.models import ClipBundle, check_clip_available, fetch_clip, load_clip
-from engine.runtime import OFFLINE_VARS
+from engine.models import clip as clip_models
+from engine.process import OFFLINE_VARS
 from engine.spec import validate_spec
 
 CPU = torch.device("cpu")
@@ -80,7 +81,7 @@ def trained_state(tiny) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def expected(tiny, trained_state):
-    """What a model holding trained_state answers, computed without engine/models.py's loading."""
+    """What a model holding trained_state answers, computed without engine/models/'s loading."""
     model = copy.deepcopy(tiny.model)
     model.load_state_dict(trained_state)
     bundle = ClipBundle(TINY, "expected", model, CPU, tiny.image_size, tiny.mean, tiny.std, tiny.tokenizer)
@@ -142,9 +143,9 @@ def assert_missing_b32(error: SpecError, cache: Path) -> None:
 
 def test_random_tiny_model_is_built_once_frozen_and_repeatable():
     models.clear_loaded()
-    before = models.builds
+    before = models.build_count()
     first = load_clip(TINY, "random", CPU)
-    assert load_clip(TINY, "random", CPU) is first and models.builds == before + 1
+    assert load_clip(TINY, "random", CPU) is first and models.build_count() == before + 1
     assert models.loaded_models() == [f"{TINY}:random"]
     assert not first.model.training and not any(p.requires_grad for p in first.model.parameters())
     assert first.image_size == 64 and first.embed_dim == 64 and first.dtype == torch.float32
@@ -152,7 +153,7 @@ def test_random_tiny_model_is_built_once_frozen_and_repeatable():
     weights = {k: v.clone() for k, v in first.model.state_dict().items()}
     models.clear_loaded()
     again = load_clip(TINY, "random", CPU)
-    assert again is not first and models.builds == before + 2
+    assert again is not first and models.build_count() == before + 2
     assert all(torch.equal(v, again.model.state_dict()[k]) for k, v in weights.items())  # a fixed seed
 
 
@@ -359,7 +360,7 @@ def test_checking_availability_never_builds_loads_or_downloads(tmp_path, model_c
         (open_clip, "create_model"),
         (open_clip, "load_checkpoint"),
         (torch, "load"),
-        (models, "_build"),
+        (clip_models, "_build"),
     ):
         monkeypatch.setattr(owner, name, forbidden)
     monkeypatch.setattr(oc_pretrained, "download_pretrained", forbidden)

@@ -81,3 +81,7 @@ class Health(BaseModel):
 class BlobStored(BaseModel):
     blob: str
     size: int
+
+
+ERROR = {"model": ErrorBody}  # an error answer, in an endpoint's `responses`
+PNG = {"content": {"image/png": {}}, "description": "a PNG image"}

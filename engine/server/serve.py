@@ -11,7 +11,7 @@ import sys
 import uvicorn
 
 from ..images import atomic_write_bytes, private_files
-from ..runtime import go_offline, set_threads, tune_allocator
+from ..process import go_offline, set_threads, tune_allocator
 from .config import ServerConfig
 from .datadir import DataDirError, DataDirLock
 from .protocol import ConnectionRules, connection_cap, guarded_protocol, loop_exception_handler

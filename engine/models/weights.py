@@ -1,41 +1,33 @@
-"""CLIP models for the text and image guides: open_clip weights by tag, from a checkpoint file, or random.
+"""Finding CLIP weights: open_clip tags in the model cache, checkpoint files, or random; and fetching tags.
 
 Weights never appear silently. A job only runs with weights already on this machine: `check_clip_available`
 (no model build, no network) runs before any step, and a tag counts only once it is in the cache, where
-`python -m engine fetch-models NAME:TAG` puts it. `load_clip` downloads only when online; offline, or when the
-hub cannot be reached, it ends at once in the same missing-weights error, naming where it looked and how to fix it.
-Random weights are built only when the spec says `"weights": "random"` (tests and benchmarks).
+`python -m engine fetch-models NAME:TAG` puts it. Offline, or when the hub cannot be reached, a fetch ends at once in
+the same missing-weights error, naming where it looked and how to fix it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import logging
 import os
-import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import open_clip
-import torch
-import torch.nn.functional as F
 from huggingface_hub import constants as hf_constants
 from huggingface_hub import try_to_load_from_cache
 from huggingface_hub.file_download import repo_folder_name
 from open_clip import pretrained as oc_pretrained
 from open_clip.factory import get_model_config
 
-from .errors import SpecError
-from .runtime import offline
+from ..errors import SpecError
+from ..process import offline
 
 RANDOM = "random"
 TINY_MODEL = "regia-tiny"  # engine/model_configs/regia-tiny.json: for tests and benchmarks, with random weights
-CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "model_configs"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 EXAMPLE = "ViT-B-32:laion2b_s34b_b79k"
 COMMON_MODELS = ("ViT-B-32", "ViT-B-16", "ViT-L-14", "ViT-L-14-336", "RN50", "convnext_base_w", TINY_MODEL)
@@ -240,196 +232,3 @@ def fetch_clip(name: str, tag: str, field_path: str = WEIGHTS_FIELD) -> Path:
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise missing_tag_error(name, tag, f"the download from {endpoint} failed ({first})", field_path) from None
     return Path(path)
-
-
-# ---- building models ---------------------------------------------------------------------------
-
-
-class _DropOpenClipLogs(logging.Filter):
-    """open_clip logs through the root logger that it builds random weights; here they are replaced at once."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return f"{os.sep}open_clip{os.sep}" not in record.pathname
-
-
-@contextlib.contextmanager
-def _quiet_open_clip() -> Iterator[None]:
-    root, quiet = logging.getLogger(), _DropOpenClipLogs()
-    root.addFilter(quiet)
-    try:
-        yield
-    finally:
-        root.removeFilter(quiet)
-
-
-def _build(name: str, pretrained_cfg: dict[str, Any]) -> torch.nn.Module:
-    """The architecture with fixed-seed random weights, preprocessing as the tag was trained with."""
-    preprocess = {
-        key: pretrained_cfg[key] for key in ("mean", "std", "interpolation", "resize_mode") if key in pretrained_cfg
-    }
-    with torch.random.fork_rng(devices=[]), _quiet_open_clip():
-        torch.manual_seed(RANDOM_INIT_SEED)
-        return open_clip.create_model(
-            name,
-            pretrained=None,
-            pretrained_image=False,
-            pretrained_text=False,
-            force_quick_gelu=bool(pretrained_cfg.get("quick_gelu", False)),
-            force_preprocess_cfg=preprocess or None,
-        )
-
-
-def _load_weights(model: torch.nn.Module, path: Path) -> str | None:
-    """Load a checkpoint into the model; the reason it cannot be loaded, or None."""
-    try:
-        with _quiet_open_clip():
-            open_clip.load_checkpoint(model, str(path), strict=True, weights_only=True)
-    except Exception as exc:  # a corrupt pickle, a safetensors header, wrong keys or shapes: all the same to the user
-        text = " ".join(str(exc).split())
-        return f"{type(exc).__name__}: {text[:240]}" if text else type(exc).__name__
-    return None
-
-
-def _model_for(name: str, weights: str) -> torch.nn.Module:
-    problem = _name_error(name)
-    if problem is not None:
-        raise problem
-    kind = weights_kind(name, weights)
-    if kind is None:
-        raise _unknown_weights_error(name, weights)
-    if kind == "random":
-        return _build(name, {})
-    if kind == "file":
-        path = checkpoint_path(weights)
-        if not path.is_file():
-            raise _file_error(name, weights, f"there is no file {path}")
-        model = _build(name, {})
-        failed = _load_weights(model, path)
-        if failed:
-            raise _file_error(name, weights, f"{path} is not an open_clip checkpoint of {name} ({failed})")
-        return model
-    path = fetch_clip(name, weights)
-    model = _build(name, oc_pretrained.get_pretrained_cfg(name, weights))
-    failed = _load_weights(model, path)
-    if failed:
-        raise missing_tag_error(name, weights, f"the cached file {path} cannot be loaded ({failed}); fetch it again")
-    return model
-
-
-def _square_side(size: Any) -> int:
-    sides = (size, size) if isinstance(size, int) else tuple(size)
-    if sides[0] != sides[1]:
-        raise ValueError(f"the vision tower's input is {sides[0]}x{sides[1]}: only square inputs are supported")
-    return int(sides[0])
-
-
-# ---- the loaded model --------------------------------------------------------------------------
-
-_TEXT_CACHE: dict[tuple[str, str, str], torch.Tensor] = {}
-
-
-@dataclass(eq=False)
-class ClipBundle:
-    """A loaded CLIP model, frozen, with its input size and normalisation and cached text embeddings."""
-
-    name: str
-    weights: str
-    model: torch.nn.Module
-    device: torch.device
-    image_size: int
-    mean: torch.Tensor  # (1, 3, 1, 1) on device
-    std: torch.Tensor
-    tokenizer: Any
-    image_forwards: int = 0  # encode_images calls: the guides promise one per step
-    texts_encoded: int = 0  # prompts run through the text tower (each once per process)
-    _channels_last: bool = field(default=False, repr=False)
-
-    @property
-    def label(self) -> str:
-        return f"{self.name}:{self.weights}"
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
-
-    @property
-    def embed_dim(self) -> int:
-        return int(self.model.text_projection.shape[-1]) if hasattr(self.model, "text_projection") else -1
-
-    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(N, 3, S, S) in [0, 1] -> (N, D) unit vectors; differentiable with respect to the pixels."""
-        side = self.image_size
-        if pixels.ndim != 4 or pixels.shape[1] != 3 or tuple(pixels.shape[-2:]) != (side, side):
-            raise ValueError(f"encode_images takes (N, 3, {side}, {side}) pixels, got {tuple(pixels.shape)}")
-        self.image_forwards += 1
-        x = (pixels - self.mean) / self.std
-        if self._channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return F.normalize(self.model.encode_image(x).float(), dim=-1)
-
-    def encode_texts(self, prompts: list[str]) -> torch.Tensor:
-        """(P, D) unit vectors, no grad; each prompt runs through the text tower once per process."""
-        todo = [p for p in dict.fromkeys(prompts) if (self.name, self.weights, p) not in _TEXT_CACHE]
-        if todo:
-            # Full precision whatever autocast the caller runs under: cached values must not depend on it.
-            with torch.no_grad(), torch.autocast(self.device.type, enabled=False):
-                tokens = self.tokenizer(todo).to(self.device)
-                features = F.normalize(self.model.encode_text(tokens).float(), dim=-1)
-            for prompt, row in zip(todo, features, strict=True):
-                _TEXT_CACHE[(self.name, self.weights, prompt)] = row
-            self.texts_encoded += len(todo)
-        if not prompts:
-            return torch.zeros(0, self.embed_dim, device=self.device)
-        return torch.stack([_TEXT_CACHE[(self.name, self.weights, p)].to(self.device) for p in prompts])
-
-
-def _bundle(name: str, weights: str, model: torch.nn.Module, device: torch.device) -> ClipBundle:
-    model = model.to(device).eval()
-    model.requires_grad_(False)
-    visual = model.visual
-    # Conv towers run faster channels-last on CUDA tensor cores; the ViT patch conv does not care.
-    channels_last = device.type == "cuda" and type(visual).__name__ in ("ModifiedResNet", "TimmModel")
-    if channels_last:
-        visual.to(memory_format=torch.channels_last)
-    preprocess = open_clip.get_model_preprocess_cfg(model)
-    return ClipBundle(
-        name=name,
-        weights=weights,
-        model=model,
-        device=device,
-        image_size=_square_side(preprocess.get("size", visual.image_size)),
-        mean=torch.tensor(preprocess["mean"], dtype=torch.float32, device=device).view(1, 3, 1, 1),
-        std=torch.tensor(preprocess["std"], dtype=torch.float32, device=device).view(1, 3, 1, 1),
-        tokenizer=open_clip.get_tokenizer(name),
-        _channels_last=channels_last,
-    )
-
-
-_BUNDLES: dict[tuple[str, str, torch.device], ClipBundle] = {}
-_LOCK = threading.Lock()
-builds = 0  # models built in this process: tests check that a second load_clip builds nothing
-
-
-def load_clip(name: str, weights: str, device: torch.device) -> ClipBundle:
-    """The model, built once per (name, weights, device) in this process. SpecError when it cannot be had."""
-    global builds
-    key = (name, weights, device)
-    with _LOCK:  # the server's worker and a second caller must not build the same model twice
-        if key not in _BUNDLES:
-            model = _model_for(name, weights)
-            builds += 1
-            _BUNDLES[key] = _bundle(name, weights, model, device)
-        return _BUNDLES[key]
-
-
-def loaded_models() -> list[str]:
-    """NAME:WEIGHTS of every model loaded in this process, in load order."""
-    keys = list(_BUNDLES)  # one atomic copy: the worker thread may be adding to it
-    return list(dict.fromkeys(f"{name}:{weights}" for name, weights, _ in keys))
-
-
-def clear_loaded() -> None:
-    """Forget every loaded model and cached text embedding (frees their memory)."""
-    with _LOCK:
-        _BUNDLES.clear()
-        _TEXT_CACHE.clear()

@@ -1,4 +1,4 @@
-"""Process-wide settings for the engine's own process (never imported by the add-on)."""
+"""Process-wide settings of an engine process (never imported by the add-on): the allocator, threads, downloads."""
 
 from __future__ import annotations
 

@@ -12,13 +12,17 @@ STAMP := $(VENV)/.installed
 # Blender's extension CLI ships inside the bpy wheel and runs under plain Python (no Blender binary).
 BLENDER_EXT_GLOB := $(VENV)/lib/python3*/site-packages/bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py
 PYTEST_ARGS ?=
+# The suite runs on every core, a test file per worker (module fixtures, e.g. one engine server, stay shared).
+PARALLEL := -n auto --dist loadfile
 
-.PHONY: help venv demo engine-demo test test-bpy42 lint format bench schema extension clean distclean
+.PHONY: help venv demo engine-demo test test-fast test-perf test-bpy42 lint format bench schema extension clean distclean
 
 help:
 	@echo "make demo       the main job through the Blender add-on (headless bpy, managed engine); writes out/demo/"
 	@echo "make engine-demo  the same kind of job on the engine alone (python -m engine demo); out/engine-demo/"
-	@echo "make test       ruff check, then the whole test suite (what .ci/run calls)"
+	@echo "make test       ruff check and format check, then the whole suite but the perf tests (what .ci/run calls)"
+	@echo "make test-fast  the tests that start no engine process and no Blender (seconds, for inner loops)"
+	@echo "make test-perf  the tests that assert a duration (run them on an idle machine)"
 	@echo "make venv       create .venv and install the engine with its dev extra"
 	@echo "make test-bpy42 the add-on and storyboard e2e tests under Blender 4.2 LTS too (installs bpy 4.2 into .venv-bpy42, ~1 GB)"
 	@echo "make lint       ruff check and ruff format --check"
@@ -45,7 +49,14 @@ engine-demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest $(PARALLEL) $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow and not bpy and not perf" $(PYTEST_ARGS)
+
+test-perf: $(STAMP)
+	$(PY) -m pytest -m perf $(PYTEST_ARGS)
 
 # Blender 4.2 LTS as a second bpy: its own venv (one bpy per interpreter), used by the add-on tests' children.
 BPY42 := .venv-bpy42

@@ -16,8 +16,9 @@ import pytest
 
 from engine.spec import validate_spec
 
-SCRIPT = Path(__file__).parent / "bpy_scripts" / "addon_e2e.py"
 pytestmark = [pytest.mark.bpy, pytest.mark.slow]
+
+SCRIPT = Path(__file__).parent / "bpy_scripts" / "addon_e2e.py"
 GUIDE_KINDS = {"TEXT", "NEGATIVE_TEXT", "INSPIRATION", "STYLE", "CONTENT", "SCRIBBLE", "OUTLINE", "PALETTE", "TV",
                "SATURATION", "SYMMETRY"}  # fmt: skip
 

@@ -11,9 +11,12 @@ from pathlib import Path
 
 import bpykit
 import numpy as np
+import pytest
 from PIL import Image
 
 from engine.spec import validate_spec
+
+pytestmark = [pytest.mark.bpy, pytest.mark.slow]
 
 SCRIPT = bpykit.REPO / "scripts" / "blender_demo.py"
 

@@ -50,6 +50,20 @@ def engine(*args) -> subprocess.CompletedProcess:
     return finish(start(*args))
 
 
+@pytest.fixture
+def here(capsys, monkeypatch):
+    """`python -m engine ARGS` through main() in this process: the command line's own code path (exit code, one
+    line per error on stderr), without an interpreter start."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # main() sets torch's threads: keep this process's one thread
+
+    def call(*args) -> subprocess.CompletedProcess:
+        code = main([str(a) for a in args])
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out.out, out.err)
+
+    return call
+
+
 def assert_user_error(proc: subprocess.CompletedProcess, field: str) -> str:
     """Exit 2, one 'error: <field>: ...' line on stderr, no traceback."""
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
@@ -97,6 +111,7 @@ def runs(tmp_path_factory):
     return root, {name: finish(proc) for name, proc in procs.items()}
 
 
+@pytest.mark.slow
 def test_run_succeeds_and_writes_everything(runs):
     root, procs = runs
     proc = procs["a"]
@@ -116,6 +131,7 @@ def test_run_succeeds_and_writes_everything(runs):
     np.testing.assert_array_equal(result[:, 28:], jobkit.astronaut(SIZE)[:, 28:])
 
 
+@pytest.mark.slow
 def test_losses_csv(runs):
     root, _ = runs
     with (root / "a" / "losses.csv").open() as handle:
@@ -131,6 +147,7 @@ def test_losses_csv(runs):
         assert values[0] == pytest.approx(sum(values[1:]), rel=1e-3, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_resolved_spec_validates_and_has_the_preset_applied(runs):
     root, _ = runs
     data = json.loads((root / "a" / "spec.resolved.json").read_text())
@@ -145,6 +162,7 @@ def test_resolved_spec_validates_and_has_the_preset_applied(runs):
     assert spec.regions[0].mask == "masks/left.png"
 
 
+@pytest.mark.slow
 def test_same_spec_same_png_bytes(runs):
     root, procs = runs
     assert procs["b"].returncode == 0, procs["b"].stderr
@@ -152,6 +170,7 @@ def test_same_spec_same_png_bytes(runs):
     assert (root / "a" / "losses.csv").read_bytes() == (root / "b" / "losses.csv").read_bytes()
 
 
+@pytest.mark.slow
 def test_other_seed_other_image(runs):
     root, procs = runs
     for name in ("s1", "s2"):
@@ -163,55 +182,55 @@ def test_other_seed_other_image(runs):
 # ---- user errors: exit 2, one line, no traceback ----------------------------------------
 
 
-def test_bad_spec(tmp_path):
+def test_bad_spec(tmp_path, here):
     spec_path = job_folder(tmp_path, steps=-4)
-    proc = engine("run", spec_path, "--out", tmp_path / "out", "--quiet")
+    proc = here("run", spec_path, "--out", tmp_path / "out", "--quiet")
     line = assert_user_error(proc, "steps")
     assert "-4" in line and ">= 1" in line
     assert not (tmp_path / "out").exists()
 
 
-def test_missing_spec_file(tmp_path):
-    proc = engine("run", tmp_path / "nope.json", "--out", tmp_path / "out", "--quiet")
+def test_missing_spec_file(tmp_path, here):
+    proc = here("run", tmp_path / "nope.json", "--out", tmp_path / "out", "--quiet")
     line = assert_user_error(proc, "spec")
     assert "not found" in line
 
 
-def test_invalid_json(tmp_path):
+def test_invalid_json(tmp_path, here):
     (tmp_path / "spec.json").write_text('{"version": 1, "steps": }')
-    proc = engine("run", tmp_path / "spec.json", "--out", tmp_path / "out", "--quiet")
+    proc = here("run", tmp_path / "spec.json", "--out", tmp_path / "out", "--quiet")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "not valid JSON" in proc.stderr
 
 
 @pytest.mark.parametrize("keep", [200, 16], ids=["cut in its data", "cut in its header"])
-def test_corrupt_png(tmp_path, keep):
+def test_corrupt_png(tmp_path, keep, here):
     spec_path = job_folder(tmp_path)
     init = tmp_path / "init.png"
     init.write_bytes(init.read_bytes()[:keep])  # truncated (random bytes: see test_spec.py)
-    proc = engine("run", spec_path, "--out", tmp_path / "out", "--quiet")
+    proc = here("run", spec_path, "--out", tmp_path / "out", "--quiet")
     line = assert_user_error(proc, "init.image")
     assert "init.png" in line
     assert not (tmp_path / "out" / "result.png").exists()
 
 
-def test_text_guide_refused(tmp_path):
+def test_text_guide_refused(tmp_path, here):
     spec_path = job_folder(tmp_path, guides=[{"kind": "text", "prompt": "a neon jungle"}])
-    proc = engine("validate", spec_path)
+    proc = here("validate", spec_path)
     line = assert_user_error(proc, "guides[0].kind")
     assert "CLIP" in line
 
 
-def test_several_errors_one_line_each(tmp_path):
+def test_several_errors_one_line_each(tmp_path, here):
     spec_path = job_folder(tmp_path, steps=0, width=3, colour="red")
-    proc = engine("run", spec_path, "--out", tmp_path / "out", "--quiet")
+    proc = here("run", spec_path, "--out", tmp_path / "out", "--quiet")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert sorted(line.split(":")[1].strip() for line in lines) == ["colour", "steps", "width"]
     assert all(line.startswith("error: ") for line in lines)
 
 
-def test_out_must_not_overwrite_an_input(tmp_path):
+def test_out_must_not_overwrite_an_input(tmp_path, here):
     """An input image named result.png in the --out folder is never overwritten."""
     spec_path = job_folder(tmp_path)
     data = json.loads(spec_path.read_text())
@@ -219,7 +238,7 @@ def test_out_must_not_overwrite_an_input(tmp_path):
     data["init"] = {"image": "result.png"}
     jobkit.write_spec(tmp_path, data)
     before = (tmp_path / "result.png").read_bytes()
-    proc = engine("run", spec_path, "--out", tmp_path, "--quiet")
+    proc = here("run", spec_path, "--out", tmp_path, "--quiet")
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "result.png" in proc.stderr and proc.stderr.startswith("error: ")
@@ -231,28 +250,29 @@ def test_out_must_not_overwrite_an_input(tmp_path):
 # ---- other commands ---------------------------------------------------------------------
 
 
-def test_schema_prints_json_schema():
-    proc = engine("schema")
+def test_schema_prints_json_schema(here):
+    proc = here("schema")
     assert proc.returncode == 0, proc.stderr
     schema = json.loads(proc.stdout)
     assert "properties" in schema
     assert {"width", "height", "steps", "regions", "guides"} <= set(schema["properties"])
 
 
-def test_validate_ok(tmp_path):
+def test_validate_ok(tmp_path, here):
     spec_path = job_folder(tmp_path)
-    proc = engine("validate", spec_path)
+    proc = here("validate", spec_path)
     assert proc.returncode == 0, proc.stderr
     assert "ok" in proc.stdout
 
 
-def test_presets_lists_the_bundled_presets():
-    proc = engine("presets")
+def test_presets_lists_the_bundled_presets(here):
+    proc = here("presets")
     assert proc.returncode == 0, proc.stderr
     names = [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
     assert {"watercolour", "ink", "storybook", "neon"} <= set(names)
 
 
+@pytest.mark.slow
 def test_cli_module_does_not_import_torch():
     """cli.py says torch is imported late 'so that `schema` and errors stay fast'."""
     proc = subprocess.run(
@@ -309,23 +329,25 @@ def test_out_must_not_overwrite_an_input_preview(tmp_path):
 # ---- threads, and files that are not what they seem ------------------------------------------------
 
 
-def test_threads_set_the_count_and_the_same_count_gives_the_same_bytes(tmp_path):
+@pytest.mark.slow
+def test_threads_set_the_count_and_the_same_count_gives_the_same_bytes(tmp_path, here):
     spec_path = job_folder(tmp_path / "job", steps=4)
     procs = [start("run", spec_path, "--out", tmp_path / f"t{i}", "--quiet", "--threads", 2) for i in range(2)]
     for proc in procs:
         assert finish(proc).returncode == 0
     assert (tmp_path / "t0" / "result.png").read_bytes() == (tmp_path / "t1" / "result.png").read_bytes()
-    assert_user_error(engine("run", spec_path, "--out", tmp_path / "t3", "--threads", 0), "--threads")
+    assert_user_error(here("run", spec_path, "--out", tmp_path / "t3", "--threads", 0), "--threads")
 
 
-def test_a_spec_with_a_key_twice_is_refused_naming_it(tmp_path):
+def test_a_spec_with_a_key_twice_is_refused_naming_it(tmp_path, here):
     spec_path = job_folder(tmp_path / "job")
     text = spec_path.read_text()
     spec_path.write_text(text.replace('"steps": 12', '"steps": 12, "steps": 9000'))
-    line = assert_user_error(engine("validate", spec_path), str(spec_path))
+    line = assert_user_error(here("validate", spec_path), str(spec_path))
     assert "'steps' appears twice" in line, line
 
 
+@pytest.mark.slow
 def test_validate_refuses_a_fifo_at_once(tmp_path):
     fifo = tmp_path / "spec.json"
     os.mkfifo(fifo)

@@ -19,6 +19,8 @@ import serverkit
 from importrules import imported_modules, relative_imports
 from serverkit import IMAGES, LONG, job_spec, png
 
+pytestmark = pytest.mark.slow  # engine server processes
+
 REPO = Path(__file__).resolve().parent.parent
 CLIENT_FILE = REPO / "addon" / "engine_client.py"
 
@@ -172,30 +174,39 @@ def test_a_wrong_token_is_a_401_that_says_so(tmp_path):
             assert "token" in str(caught.value) and "missing or wrong" in str(caught.value)
 
 
-def test_a_closed_port_is_unreachable_quickly():
+def test_a_closed_port_is_unreachable():
     port = closed_port()
     engine = EngineClient(f"http://127.0.0.1:{port}")
-    started = time.monotonic()
     with pytest.raises(EngineUnreachable) as caught:
         engine.health()
-    assert time.monotonic() - started < 0.5
     message = str(caught.value)
     hint = "start it from the Regia preferences"
     assert message == f"the engine at http://127.0.0.1:{port} is not running (connection refused): {hint}"
     assert caught.value.status is None and caught.value.errors == []
 
 
-def test_a_server_that_never_answers_times_out_within_the_default():
-    """A socket that listens but never answers: the 100 ms default bounds the wait on Blender's main thread."""
+def test_a_server_that_never_answers_times_out():
+    """A socket that listens but never answers: the client gives up ("no answer in time") instead of waiting."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen(1)
         engine = EngineClient(f"http://127.0.0.1:{sock.getsockname()[1]}")
-        started = time.monotonic()
         with pytest.raises(EngineUnreachable) as caught:
             engine.status("j1")
-        assert time.monotonic() - started < 0.5
         assert "no answer in time" in str(caught.value)
+
+
+@pytest.mark.perf
+def test_unreachable_answers_come_within_the_default_timeout():
+    """Blender's main thread waits at most about the 100 ms default: a closed port, a silent server."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        for url in (f"http://127.0.0.1:{closed_port()}", f"http://127.0.0.1:{sock.getsockname()[1]}"):
+            started = time.monotonic()
+            with pytest.raises(EngineUnreachable):
+                EngineClient(url).status("j1")
+            assert time.monotonic() - started < 0.5, url
 
 
 # ---- import rules -----------------------------------------------------------------------------

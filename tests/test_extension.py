@@ -18,6 +18,8 @@ import bpykit
 import pytest
 from importrules import imported_modules, relative_imports
 
+pytestmark = [pytest.mark.bpy, pytest.mark.slow]
+
 REPO = Path(__file__).resolve().parent.parent
 EXTENSION_MODULE = "bl_ext.user_default.regia"
 BPY_FAMILY = {"bpy", "bpy_extras", "bpy_types", "addon_utils", "mathutils", "bmesh", "gpu", "gpu_extras", "blf"}

@@ -19,6 +19,8 @@ import bpykit
 import numpy as np
 import pytest
 
+pytestmark = [pytest.mark.bpy, pytest.mark.slow]
+
 MODULE = Path(__file__).resolve().parent.parent / "addon" / "mask_raster.py"
 
 CHILD = r"""

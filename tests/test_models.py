@@ -202,6 +202,7 @@ def test_encode_texts_runs_each_prompt_through_the_model_once(tiny, monkeypatch)
     assert tiny.encode_texts([]).shape == (0, 64)
 
 
+@pytest.mark.slow
 def test_the_tokenizer_and_a_model_work_with_the_network_blocked():
     script = textwrap.dedent(
         """
@@ -313,6 +314,7 @@ def test_a_download_from_an_unreachable_hub_fails_fast_with_the_same_error(model
     assert endpoint in info.value.detail and "cannot be reached" in info.value.detail
 
 
+@pytest.mark.slow
 def test_fetch_models_against_an_unreachable_hub_exits_2_fast(model_cache):
     endpoint = closed_endpoint()
     started = time.monotonic()
@@ -410,6 +412,7 @@ def test_capabilities_ask_for_a_clip_model_and_for_weights_on_this_machine(model
     assert not clip_guides_used(validate_spec(jobkit.spec(48, models={"clip": {"name": TINY, "weights": "random"}})))
 
 
+@pytest.mark.slow
 def test_run_with_missing_weights_exits_2_before_any_step(tmp_path, model_cache):
     spec = jobkit.spec(32, 5, guides=[TEXT], models={"clip": {"name": B32, "weights": B32_TAG}}, preview_every=1)
     spec_path = jobkit.write_spec(tmp_path / "job", spec)
@@ -423,6 +426,7 @@ def test_run_with_missing_weights_exits_2_before_any_step(tmp_path, model_cache)
     assert not out.exists() or not any(out.iterdir())
 
 
+@pytest.mark.slow
 def test_server_health_lists_configured_models_and_refuses_missing_weights(tmp_path, model_cache, trained_state):
     checkpoint = tmp_path / "tiny.safetensors"
     save_file({k: v.contiguous() for k, v in trained_state.items()}, str(checkpoint))

@@ -33,6 +33,8 @@ from serverkit import (
     when,
 )
 
+pytestmark = pytest.mark.slow  # engine server processes
+
 MISSING_SHA = "0" * 64
 
 

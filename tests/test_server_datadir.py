@@ -18,6 +18,8 @@ import serverkit
 from serverkit import check_errors, submit, upload_png, wait_running
 from test_engine_process import engine_process, pid_alive
 
+pytestmark = pytest.mark.slow  # engine server processes
+
 DASH_TOKEN = "-x" + "a" * 30  # secrets.token_urlsafe gives one like it in 1 of 64 starts
 
 

@@ -15,6 +15,8 @@ import pytest
 import serverkit
 from serverkit import check_errors, submit, upload_png, wait_final, wait_running
 
+pytestmark = pytest.mark.slow  # engine server processes
+
 
 @pytest.fixture
 def small_disk(tmp_path) -> Path:

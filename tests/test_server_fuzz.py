@@ -24,6 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import allow_header_conformance, positive_data_acceptance
 
+pytestmark = pytest.mark.slow  # engine server processes
+
 EXAMPLES = 50  # per operation and phase: well under a minute for the whole API on two cores
 
 

@@ -19,6 +19,8 @@ import pytest
 import serverkit
 from serverkit import check_errors, submit, upload, upload_png, wait_final
 
+pytestmark = pytest.mark.slow  # engine server processes
+
 HEADER_TIMEOUT = 2  # seconds: short, so that the slow-client test is quick (the default, 10 s, is checked too)
 MAX_CONNECTIONS = 8
 

@@ -7,8 +7,11 @@ import signal
 import subprocess
 import time
 
+import pytest
 import serverkit
 from serverkit import IMAGES, LONG, check_status, job_spec, submit, upload_png, wait_final, wait_running, when
+
+pytestmark = pytest.mark.slow  # engine server processes
 
 # ---- start-up and shut-down -------------------------------------------------------------------
 

@@ -8,6 +8,8 @@ import pytest
 import serverkit
 from serverkit import check_errors, submit, upload_png, wait_final
 
+pytestmark = pytest.mark.slow  # engine server processes
+
 TOKEN = "s3cret-token"
 MISSING_SHA = "0" * 64
 

@@ -21,9 +21,10 @@ import pytest
 from PIL import Image
 from regia.regia_contract.storyboard import derived_seed
 
+pytestmark = [pytest.mark.bpy, pytest.mark.slow]
+
 SCRIPT = Path(__file__).parent / "bpy_scripts" / "storyboard_e2e.py"
 PHASES = ("markers", "text", "blockout", "generate", "regenerate", "export", "cancel", "ui")
-pytestmark = [pytest.mark.bpy, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module", params=[None, *bpykit.EXTRA_BPY_PYTHONS], ids=lambda p: "bpy" if p is None else p)

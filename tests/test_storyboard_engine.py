@@ -308,6 +308,7 @@ def cli_board(**fields: Any) -> dict[str, Any]:
     return data_
 
 
+@pytest.mark.slow
 def test_cli_writes_numbered_shots_contact_sheet_and_report(board_folder, capsys):
     STYLE_CACHE.clear()
     path = write_board(board_folder, cli_board())
@@ -333,6 +334,7 @@ def test_cli_writes_numbered_shots_contact_sheet_and_report(board_folder, capsys
     assert np.array_equal(alone.image, jobkit.read_rgb(out / files[2]))
 
 
+@pytest.mark.slow
 def test_one_failing_shot_leaves_the_others_done(board_folder, capsys):
     data_ = cli_board()
     data_["shots"][1]["guides"] = [{"kind": "content", "image": "missing.png"}]
@@ -351,6 +353,7 @@ def test_one_failing_shot_leaves_the_others_done(board_folder, capsys):
     assert "shots[1].guides[0].image" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_only_renders_the_named_shots_and_keeps_earlier_ones(board_folder, capsys):
     path = write_board(board_folder, cli_board())
     out = board_folder / "out"
@@ -517,6 +520,7 @@ def render(story: Storyboard, index: int, folder: Path) -> np.ndarray:
     return run(prepare_job(shot_spec(story, index), FolderSource(folder), torch.device("cpu"))).image
 
 
+@pytest.mark.slow
 def test_one_storyboard_style_is_more_consistent_than_six_looks(look_folder):
     shared = look_board(style={"images": ["styles/brick.png"], "palette": ["#3b1f14", "#b5562f", "#e8c4a0"]})
     together = [render(shared, i, look_folder) for i in range(len(PHOTOS))]

@@ -19,31 +19,20 @@ Run: `.venv/bin/python bench/mask_raster.py [--sizes 512 1024 2048] [--runs 7]`
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import os
 import platform
 import statistics
 import sys
 import time
-import types
 from pathlib import Path
 
-MODULE = Path(__file__).resolve().parent.parent / "addon" / "mask_raster.py"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from regia_package import addon_module  # the add-on's pure modules as `regia.addon.*`; importing them needs no bpy
+
 KAPPA = 0.5523
 
-
-def _load() -> types.ModuleType:
-    """The module alone: importing the `addon` package would need bpy."""
-    spec = importlib.util.spec_from_file_location("regia_mask_raster_bench", MODULE)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-mr = _load()
+mr = addon_module("mask_raster")
 
 
 def circle(cx: float, cy: float, r: float, cw: bool = True, weights: tuple[float, ...] = (0.0,) * 4) -> object:

@@ -7,21 +7,16 @@ JSON) per case; building all cases in one process keeps Blender's start-up to on
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-import types
-from pathlib import Path
 from typing import Any
 
 import bpykit
 import numpy as np
 import pytest
+from regia_package import addon_module
 
 pytestmark = [pytest.mark.bpy, pytest.mark.slow]
-
-MODULE = Path(__file__).resolve().parent.parent / "addon" / "mask_raster.py"
 
 CHILD = r"""
 import json
@@ -122,17 +117,7 @@ print("REGIA-OK")
 """
 
 
-def _load_module() -> types.ModuleType:
-    """Load the file alone: importing the `addon` package would import bpy into the pytest process."""
-    spec = importlib.util.spec_from_file_location("regia_mask_raster_oracle", MODULE)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while building the classes
-    spec.loader.exec_module(module)
-    return module
-
-
-_mr = _load_module()
+_mr = addon_module("mask_raster")  # as Blender imports it; the `regia` package imports no bpy
 KAPPA = 0.5523  # handle length of a quarter-circle Bezier, in radii
 
 

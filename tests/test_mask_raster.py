@@ -6,31 +6,22 @@ node in bpy 5.0.1; tests/test_mask_oracle.py compares whole renders.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import time
-import types
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from importrules import imported_modules, relative_imports
+from regia_package import addon_module
 
-MODULE = Path(__file__).resolve().parent.parent / "addon" / "mask_raster.py"
+ADDON = Path(__file__).resolve().parent.parent / "addon"
+# The rasteriser's modules: mask_raster.py (the public API) and the modules it is split into.
+MASK_MODULES = ("mask_curves", "mask_fill", "mask_raster")
 
-
-def _load_module() -> types.ModuleType:
-    """Load the file alone: importing the `addon` package would import bpy into the pytest process."""
-    spec = importlib.util.spec_from_file_location("regia_mask_raster", MODULE)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while building the classes
-    spec.loader.exec_module(module)
-    return module
-
-
-_mr = _load_module()
+# Imported as Blender would (`regia.addon.mask_raster`): the `regia` package's __init__ files import no bpy.
+_mr = addon_module("mask_raster")
 MaskLayer, Spline, SplinePoint, FeatherPoint = _mr.MaskLayer, _mr.Spline, _mr.SplinePoint, _mr.FeatherPoint
 bezier_polyline, rasterise_layer, rasterise_layers, to_pixels = (
     _mr.bezier_polyline,
@@ -425,7 +416,9 @@ def test_large_frame_shape_and_dtype() -> None:
     assert mask.min() >= 0.0 and mask.max() <= 1.0
 
 
-def test_module_imports_only_numpy_and_the_standard_library() -> None:
-    assert not relative_imports(MODULE), "no relative imports: the module stands alone"
-    names = imported_modules(MODULE)
-    assert names - set(sys.stdlib_module_names) <= {"numpy"}, names
+def test_mask_modules_import_only_numpy_the_standard_library_and_each_other() -> None:
+    for name in MASK_MODULES:
+        path = ADDON / f"{name}.py"
+        assert relative_imports(path) <= set(MASK_MODULES), f"{name}: relative imports only among the mask modules"
+        names = imported_modules(path)
+        assert names - set(sys.stdlib_module_names) <= {"numpy"}, (name, names)

@@ -1,16 +1,15 @@
-"""Square cutouts per region for CLIP, all regions' cutouts in one batch.
+"""Square cutouts per region for CLIP, all regions' cutouts in one batch: the budget, the boxes, the entry point.
 
 CLIP guidance (VQGAN-CLIP, pixray) scores many random square crops of the image, resized to CLIP's input
 size and augmented, rather than the whole image once. Here every guided region gets its own crops, placed
 inside the region's bounding box with centres drawn from its mask, and its share of the budget follows its
 area. All regions' crops come out as one (N, 3, S, S) batch, so one CLIP forward serves every region.
 
-Boxes are planned on the CPU from a `torch.Generator`, so a job is deterministic whatever the device; the
-region statistics the plan needs are copied to the host once per mask tensor, and each step only moves a
-few small tensors to the device. Crops are one batched roi_align (average) and roi_pool (max), averaged
-as pixray does: the max keeps thin bright detail that pure averaging washes out when shrinking. On the CPU the
-average is roi_align's computed as two matrix products per box, several times faster there. The
-augmentations (perspective, affine, colour, noise) give each cutout its own parameters in one batched pass.
+This module shares the budget among regions (`allocate_cutouts`), plans each step's boxes (`CutoutPlanner`) and
+runs a step (`RegionCutouts`). Boxes are planned on the CPU from a `torch.Generator`, so a job is deterministic
+whatever the device; the region statistics the plan needs are copied to the host once per mask tensor, and each
+step only moves a few small tensors to the device, in one copy. The crops themselves are cutout_crops.py's, the
+augmentations cutout_augment.py's.
 """
 
 from __future__ import annotations
@@ -21,8 +20,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from kornia.geometry.transform import get_perspective_transform
-from torchvision.ops import roi_align, roi_pool
+from torchvision.ops import roi_align
+
+from .cutout_augment import AugmentParams, CutoutAugment
+from .cutout_crops import make_cutouts, upload
 
 BOUNDS_THRESHOLD = 0.01  # feathered masks have long faint tails that should not widen a region's box
 CENTRE_GRID = 128  # centres are drawn from the mask pooled to at most this many cells a side
@@ -182,246 +183,6 @@ class CutoutPlanner:
         rois = torch.cat([region[:, None].float(), boxes[:, [1, 0, 3, 2]]], 1)
         mean = roi_align(self.masks, rois, 1, sampling_ratio=COVERAGE_SAMPLES, aligned=True)
         return mean.flatten().clamp(0, 1)
-
-
-AxisSamples = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
-
-
-def _axis_samples(start: torch.Tensor, end: torch.Tensor, extent: int, size: int) -> AxisSamples:
-    """Along one axis, the pixels that roi_align(aligned=True, sampling_ratio=0) reads for each of the `size`
-    output cells of boxes [start, end), and their weights, with torchvision's kernel's arithmetic: each cell
-    averages ceil(cell length) evenly spaced bilinear samples; samples over a pixel beyond the image count zero,
-    those in the outer half pixels read the edge pixel. (low, high, low weight, high weight), each (N, size, G);
-    samples past a box's own count have weight zero."""
-    dtype = start.dtype
-    start, end = (start - 0.5)[:, None, None], (end - 0.5)[:, None, None]  # pixel centres at integers
-    bin_size = (end - start) / size
-    grid = torch.ceil(bin_size)  # samples per cell
-    samples = max(int(grid.max()), 1) if grid.numel() else 1
-    cell = torch.arange(size, dtype=dtype)[None, :, None]
-    k = torch.arange(samples, dtype=dtype)[None, None, :]
-    pos = start + cell * bin_size + (k + 0.5) * bin_size / grid.clamp_min(1)
-    weight = ((k < grid) & (pos >= -1) & (pos <= extent)).to(dtype) / grid.clamp_min(1)
-    pos = pos.clamp_min(0)
-    low = pos.floor().clamp_max(extent - 1)
-    frac = torch.where(low >= extent - 1, torch.zeros_like(pos), pos - low)
-    high = (low + 1).clamp_max(extent - 1)
-    return low.long(), high.long(), weight * (1 - frac), weight * frac
-
-
-def _window_weights(samples: AxisSamples, n: int, begin: int, stop: int) -> torch.Tensor:
-    """(size, stop - begin): box n's weights over the pixels [begin, stop) of its window. Every sample with
-    weight lies inside the window; the clamp only keeps the weightless ones' indices in range."""
-    low, high, low_weight, high_weight = (t[n] for t in samples)
-    weights = low_weight.new_zeros(low.shape[0], stop - begin)
-    weights.scatter_add_(1, (low - begin).clamp_(0, stop - begin - 1), low_weight)
-    weights.scatter_add_(1, (high - begin).clamp_(0, stop - begin - 1), high_weight)
-    return weights
-
-
-class _SeparableRoiAverage(torch.autograd.Function):
-    """roi_align(aligned=True) of one image on the CPU, as two matrix products per box.
-
-    Its cells average bilinear samples on a grid, so a crop is separable: rows (S, h) @ window @ cols (S, w)^T,
-    each matrix holding one axis's sample weights over the box's window. torchvision's CPU kernels run on one
-    thread and its backward scatters every sample of every cell: 0.4-0.7 s for 32 crops of 224 from 512x512 on
-    two cores, more than a tenth of a ViT-B/32 step. Two products per box are 50-90 ms either way and use every
-    core. Only the samples are kept for the backward, not the matrices (S x the box's side each), which are
-    rebuilt one box at a time. The values are roi_align's to float rounding (tests/test_cutouts.py).
-    """
-
-    @staticmethod
-    def forward(ctx, image: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
-        height, width = image.shape[-2:]
-        rows = _axis_samples(boxes[:, 0], boxes[:, 2], height, size)
-        cols = _axis_samples(boxes[:, 1], boxes[:, 3], width, size)
-        # Each box's window: its pixels and the neighbours its edge samples read.
-        windows = [
-            (
-                max(math.floor(y0) - 1, 0),
-                min(math.ceil(y1) + 1, height),
-                max(math.floor(x0) - 1, 0),
-                min(math.ceil(x1) + 1, width),
-            )
-            for y0, x0, y1, x1 in boxes.tolist()
-        ]
-        ctx.save_for_backward(*rows, *cols)
-        ctx.windows, ctx.image_shape = windows, image.shape
-        crops = image.new_zeros(len(windows), image.shape[1], size, size)
-        for n, (y0, y1, x0, x1) in enumerate(windows):
-            if y1 > y0 and x1 > x0:  # a box wholly outside the image reads nothing
-                window = image[0, :, y0:y1, x0:x1]
-                crops[n] = _window_weights(rows, n, y0, y1) @ window @ _window_weights(cols, n, x0, x1).T
-        return crops
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        saved = ctx.saved_tensors
-        rows, cols = saved[:4], saved[4:]
-        grad_image = grad.new_zeros(ctx.image_shape)
-        for n, (y0, y1, x0, x1) in enumerate(ctx.windows):
-            if y1 > y0 and x1 > x0:
-                rows_n, cols_n = _window_weights(rows, n, y0, y1), _window_weights(cols, n, x0, x1)
-                grad_image[0, :, y0:y1, x0:x1] += rows_n.T @ grad[n] @ cols_n
-        return grad_image, None, None
-
-
-def make_cutouts(image: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
-    """(N, 3, size, size) crops of a (1, 3, H, W) image at boxes (N, 4) (y0, x0, y1, x1), ends exclusive,
-    each resized by (average + max pooling) / 2; one batched op, differentiable w.r.t. the image."""
-    if image.shape[0] != 1:
-        raise ValueError(f"make_cutouts takes one image, got a batch of {image.shape[0]}")
-    boxes = boxes.to(device=image.device, dtype=image.dtype)
-    index = torch.zeros_like(boxes[:, :1])
-    xyxy = boxes[:, [1, 0, 3, 2]]
-    # aligned=True: pixel i spans [i, i + 1), as the boxes do; the adaptive sampling ratio averages
-    # every pixel of a bin when shrinking. On the CPU the same average comes from matrix products.
-    if image.device.type == "cpu":
-        average = _SeparableRoiAverage.apply(image, boxes, size)
-    else:
-        average = roi_align(image, torch.cat([index, xyxy], 1), size, aligned=True)
-    # roi_pool rounds corners to pixels and counts its end as inclusive.
-    maximum = roi_pool(image, torch.cat([index, xyxy[:, :2], xyxy[:, 2:] - 1], 1), size)
-    return (average + maximum) / 2
-
-
-LUMA = (0.299, 0.587, 0.114)
-
-
-def upload(tensors: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
-    """Small host tensors to the device in one copy, each keeping its shape and dtype (integers must fit
-    float32 exactly). The copy is from pinned memory, so it does not wait for the device: from pageable
-    memory CUDA may drain the stream first."""
-    if device.type == "cpu":
-        return list(tensors)
-    flat = torch.cat([t.reshape(-1).float() for t in tensors])
-    if device.type == "cuda":
-        flat = flat.pin_memory()
-    parts = flat.to(device, non_blocking=True).split([t.numel() for t in tensors])
-    return [part.view(t.shape).to(t.dtype) for part, t in zip(parts, tensors, strict=True)]
-
-
-@dataclass
-class AugmentParams:
-    """Per-cutout augmentation parameters. warp: (N, 3, 3) where each output point samples the input, in
-    grid_sample coordinates; colour: (N, 3, 3) colour matrix; strength: (N, 1, 1, 1) noise scale; seed: the
-    noise's."""
-
-    warp: torch.Tensor
-    colour: torch.Tensor
-    strength: torch.Tensor
-    seed: int
-
-
-class CutoutAugment:
-    """pixray's cutout augmentations, each cutout with its own random parameters, in one batched pass:
-    perspective, affine (rotation, translation, scale), hue and saturation, then noise of a random strength.
-
-    Why not kornia.augmentation: its colour jitter goes through HSV (0.9 s for 32 cutouts of 224 px on two
-    CPU cores, against milliseconds for the colour matrix here), each geometric layer warps the batch again,
-    it inverts matrices on the device (a host sync on CUDA), and it draws from torch's global RNG. Here the
-    parameters come from the step's generator on the CPU, perspective and affine compose into one homography
-    per cutout (kornia solves it) applied by one grid_sample, and hue and saturation into one 3x3 colour
-    matrix per cutout.
-    """
-
-    def __init__(
-        self,
-        perspective: float = 0.3,
-        degrees: float = 15.0,
-        translate: float = 0.1,
-        scale: tuple[float, float] = (0.9, 1.1),
-        hue: float = 0.1,
-        saturation: float = 0.1,
-        noise: float = 0.1,
-        p_perspective: float = 0.7,
-        p_affine: float = 0.8,
-        p_colour: float = 0.7,
-    ):
-        self.perspective, self.p_perspective = perspective, p_perspective
-        self.degrees, self.translate, self.scale, self.p_affine = degrees, translate, scale, p_affine
-        self.hue, self.saturation, self.p_colour = hue, saturation, p_colour
-        self.noise = noise
-        self._grids: dict[tuple[int, torch.device, torch.dtype], torch.Tensor] = {}
-
-    def __call__(self, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """(N, 3, S, S) -> (N, 3, S, S); the generator (CPU) is advanced by the call."""
-        params = self.params(pixels.shape[0], generator)
-        warp, colour, strength = upload([params.warp, params.colour, params.strength], pixels.device)
-        return self.apply(pixels, AugmentParams(warp, colour, strength, params.seed))
-
-    def params(self, n: int, generator: torch.Generator) -> AugmentParams:
-        """Every cutout's random parameters, on the CPU."""
-        warp = self._warps(n, generator)
-        colour = self._colours(n, generator)
-        strength = torch.rand(n, 1, 1, 1, generator=generator) * self.noise
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-        return AugmentParams(warp, colour, strength, seed)
-
-    def apply(self, pixels: torch.Tensor, params: AugmentParams) -> torch.Tensor:
-        """Augment (N, 3, S, S) pixels with parameters already on their device."""
-        if pixels.shape[0] == 0:
-            return pixels
-        device, dtype = pixels.device, pixels.dtype
-        warp, colour, strength = (t.to(dtype) for t in (params.warp, params.colour, params.strength))
-        points = self._grid(pixels.shape[-1], device, dtype) @ warp.transpose(1, 2)[:, None]  # (N, S, S, 3)
-        grid = points[..., :2] / points[..., 2:]
-        pixels = F.grid_sample(pixels, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-        pixels = torch.einsum("nij,njhw->nihw", colour, pixels)
-        # The noise is drawn on the device: drawing it on the host and copying would cost more than the rest.
-        noise_rng = torch.Generator(device=device).manual_seed(params.seed)
-        return pixels + strength * torch.randn(pixels.shape, generator=noise_rng, device=device, dtype=dtype)
-
-    def _grid(self, size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """(S, S, 3) homogeneous (x, y, 1) of the pixel centres in grid_sample's [-1, 1] coordinates."""
-        key = (size, device, dtype)
-        if key not in self._grids:
-            line = (torch.arange(size, dtype=torch.float64) * 2 + 1) / size - 1
-            y, x = torch.meshgrid(line, line, indexing="ij")
-            self._grids[key] = torch.stack([x, y, torch.ones_like(x)], -1).to(device, dtype)
-        return self._grids[key]
-
-    def _warps(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """(N, 3, 3) per cutout: where each output point samples the input, perspective then affine undone."""
-
-        def rand(*shape: int) -> torch.Tensor:
-            return torch.rand(*shape, generator=generator, dtype=torch.float64)
-
-        # Perspective as kornia's RandomPerspective: every corner moves inwards by up to `perspective` of
-        # the half-size (1 in these coordinates).
-        corners = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], dtype=torch.float64)
-        on = (rand(n, 1, 1) < self.p_perspective).double()
-        moved = corners - corners * rand(n, 4, 2) * self.perspective * on
-        homography = get_perspective_transform(corners.expand(n, 4, 2).contiguous(), moved)
-
-        on = (rand(n) < self.p_affine).double()
-        angle = (rand(n) * 2 - 1) * math.radians(self.degrees) * on
-        low, high = self.scale
-        zoom = 1 + (low + (high - low) * rand(n) - 1) * on
-        shift = (rand(n, 2) * 2 - 1) * 2 * self.translate * on[:, None]  # the image is 2 units wide
-        affine = torch.zeros(n, 3, 3, dtype=torch.float64)
-        affine[:, 0, 0] = affine[:, 1, 1] = zoom * angle.cos()
-        affine[:, 0, 1] = -zoom * angle.sin()
-        affine[:, 1, 0] = zoom * angle.sin()
-        affine[:, :2, 2] = shift
-        affine[:, 2, 2] = 1
-        # Inverted on the host: on a GPU, an inverse checks for singular matrices and waits for the device.
-        return torch.linalg.inv(affine @ homography).float()
-
-    def _colours(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """(N, 3, 3) per cutout: a hue turn about the grey axis, then saturation towards luma."""
-        on = (torch.rand(n, generator=generator) < self.p_colour).float()
-        turn = (torch.rand(n, generator=generator) * 2 - 1) * self.hue * 2 * math.pi * on
-        sat = 1 + (torch.rand(n, generator=generator) * 2 - 1) * self.saturation * on
-        axis = torch.full((3,), 3**-0.5)
-        cross = torch.tensor([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]]) * 3**-0.5
-        eye = torch.eye(3)
-        cos, sin = turn.cos()[:, None, None], turn.sin()[:, None, None]
-        rotate = cos * eye + sin * cross + (1 - cos) * torch.outer(axis, axis)  # Rodrigues
-        towards_grey = torch.ones(3, 1) * torch.tensor(LUMA)[None, :]  # every channel <- luma
-        saturate = sat[:, None, None] * eye + (1 - sat[:, None, None]) * towards_grey
-        return saturate @ rotate
 
 
 @dataclass

@@ -10,16 +10,9 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import roi_align
 
-from engine.cutouts import (
-    CutoutAugment,
-    CutoutPlanner,
-    RegionCutouts,
-    _SeparableRoiAverage,
-    allocate_cutouts,
-    make_cutouts,
-    region_bounds,
-    upload,
-)
+from engine.cutout_augment import CutoutAugment
+from engine.cutout_crops import _SeparableRoiAverage, make_cutouts, upload
+from engine.cutouts import CutoutPlanner, RegionCutouts, allocate_cutouts, region_bounds
 
 torch.set_num_threads(1)
 

@@ -7,14 +7,13 @@ User mistakes end in one line on stderr and exit code 2; no traceback.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
+from .cli_serve import add_serve_command
 from .errors import JobCancelled, RegiaError, SpecError, SpecErrors
 from .process import default_threads, go_offline, tune_allocator
 
@@ -193,88 +192,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# What `serve` imports, as import names: pip names differ only for Pillow.
-SERVER_MODULES = ("torch", "numpy", "PIL", "scipy", "pydantic", "fastapi", "uvicorn", "tqdm")
-PIP_NAMES = {"PIL": "pillow"}
-
-
-def missing_server_modules() -> list[str]:
-    """The server's packages this interpreter lacks, found without importing any (torch alone takes seconds)."""
-    return [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
-
-
-def missing_modules_message(missing: list[str]) -> str:
-    """One line naming this interpreter, what it lacks and the command that fixes it."""
-    python = sys.executable
-    root = Path(__file__).resolve().parent.parent
-    if (root / "pyproject.toml").is_file():  # a source checkout; the extension zip carries no pyproject
-        fix = f"`{python} -m pip install -e {root}`"
-    else:
-        fix = f"`{python} -m pip install {' '.join(PIP_NAMES.get(name, name) for name in missing)}`"
-    others = f" (nor {', '.join(missing[1:])})" if len(missing) > 1 else ""
-    venv = root / ".venv" / "bin" / "python"
-    such_as = f", such as {venv}" if venv.is_file() else ""
-    return (
-        f"{python} has no module named {missing[0]}{others}: install the engine's requirements into it with {fix} "
-        f"or run the engine with a Python that has them{such_as}"
-    )
-
-
-TOKEN_ENV = "REGIA_ENGINE_TOKEN"
-TOKEN_FILE_LIMIT = 4096
-
-
-def server_token(args: argparse.Namespace) -> str | None:
-    """The token from --token-file (a private file), else REGIA_ENGINE_TOKEN, else --token (which `ps` shows every
-    user of the machine: the other two do not)."""
-    if args.token_file:
-        from .input_files import read_input_file
-
-        path = Path(args.token_file)
-        text = read_input_file(path, "--token-file", TOKEN_FILE_LIMIT).decode("utf-8", errors="replace").strip()
-        if os.name == "posix" and path.stat().st_mode & 0o077:
-            raise SpecError(
-                "--token-file",
-                f"{path} can be read by other users of this machine",
-                value=str(path),
-                allowed="a file only you can read (chmod 600)",
-            )
-        return text
-    return os.environ.get(TOKEN_ENV) or args.token
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    missing = missing_server_modules()
-    if missing:  # fail at once with the fix, not after a traceback from deep inside an import
-        print(f"error: {missing_modules_message(missing)}", file=sys.stderr)
-        return EXIT_USAGE
-    from .server.config import ServerConfig  # fastapi, uvicorn and torch load only for `serve`
-    from .server.serve import serve
-
-    return serve(
-        ServerConfig(
-            data_dir=Path(args.data_dir),
-            host=args.host,
-            port=args.port,
-            port_file=Path(args.port_file) if args.port_file else None,
-            token=server_token(args),
-            max_side=args.max_side,
-            max_regions=args.max_regions,
-            max_blob_mb=args.max_blob_mb,
-            max_image_mp=args.max_image_mp,
-            device=args.device,
-            clip=tuple(args.clip),
-            allow_downloads=args.allow_downloads,
-            max_connections=args.max_connections,
-            header_timeout=args.header_timeout,
-            allow_origins=tuple(args.allow_origin),
-            keep_jobs=args.keep_jobs,
-            keep_days=args.keep_days,
-            threads=args.threads,
-        )
-    )
-
-
 def add_threads(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads",
@@ -285,13 +202,7 @@ def add_threads(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m engine", description="Regia engine: region-guided image generation"
-    )
-    parser.add_argument("--version", action="version", version=f"regia-engine {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_job_commands(sub: argparse._SubParsersAction) -> None:
     run_p = sub.add_parser("run", help="run a job spec file")
     run_p.add_argument("spec", help="job spec JSON; image paths in it are relative to its folder")
     run_p.add_argument("--out", required=True, help="output folder")
@@ -318,63 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_threads(demo_p)
     demo_p.set_defaults(func=cmd_demo)
 
-    serve_p = sub.add_parser("serve", help="run the engine as a local HTTP server (docs/server-api.md)")
-    serve_p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve_p.add_argument("--port", type=int, default=0, help="port (default 0: a free one)")
-    serve_p.add_argument("--port-file", help="write the port here once the server accepts connections")
-    serve_p.add_argument(
-        "--token",
-        help="require 'Authorization: Bearer TOKEN' on every request (`ps` shows it to every user: prefer "
-        f"--token-file or {TOKEN_ENV})",
-    )
-    serve_p.add_argument("--token-file", help="read the token from this file (readable by you alone)")
-    serve_p.add_argument("--data-dir", default="regia-data", help="blobs, jobs and server.log (default ./regia-data)")
-    serve_p.add_argument("--max-side", type=int, default=2048, help="largest width or height (default 2048)")
-    serve_p.add_argument("--max-regions", type=int, default=32, help="most regions per job (default 32)")
-    serve_p.add_argument("--max-blob-mb", type=int, default=64, help="largest PNG upload in MiB (default 64)")
-    serve_p.add_argument(
-        "--max-image-mp",
-        type=int,
-        default=25,
-        help="largest image of any kind in megapixels, read from its header before decoding (default 25); "
-        "reference images may also be up to 4x --max-side a side",
-    )
-    serve_p.add_argument(
-        "--max-connections", type=int, default=64, help="open connections; past it idle ones are closed (default 64)"
-    )
-    serve_p.add_argument(
-        "--header-timeout", type=float, default=10.0, help="seconds for a request's headers to arrive (default 10)"
-    )
-    serve_p.add_argument(
-        "--allow-origin",
-        action="append",
-        default=[],
-        metavar="ORIGIN",
-        help="a web origin (scheme://host:port) allowed to call the API from a browser (repeatable; none by default)",
-    )
-    serve_p.add_argument("--keep-jobs", type=int, default=500, help="finished jobs kept, newest first (default 500)")
-    serve_p.add_argument(
-        "--keep-days", type=float, default=30.0, help="finished jobs older than this are removed (default 30; 0: never)"
-    )
-    serve_p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
-    serve_p.add_argument(
-        "--clip",
-        action="append",
-        default=[],
-        metavar="NAME:WEIGHTS",
-        help="a CLIP model /health reports as present or missing (repeatable), e.g. ViT-B-32:laion2b_s34b_b79k",
-    )
-    serve_p.add_argument(
-        "--offline", action="store_true", help="no downloads (the default for serve; kept for older scripts)"
-    )
-    serve_p.add_argument(
-        "--allow-downloads",
-        action="store_true",
-        help="let jobs download CLIP weights that are not in the cache (off by default: use fetch-models)",
-    )
-    add_threads(serve_p)
-    serve_p.set_defaults(func=cmd_serve)
 
+def _add_storyboard_and_model_commands(sub: argparse._SubParsersAction) -> None:
     board_p = sub.add_parser(
         "storyboard", help="render every shot of a storyboard file in one process (README: Storyboards)"
     )
@@ -393,6 +249,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fetch_p.add_argument("models", nargs="+", metavar="NAME:TAG", help="e.g. ViT-B-32:laion2b_s34b_b79k")
     fetch_p.set_defaults(func=cmd_fetch_models)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m engine", description="Regia engine: region-guided image generation"
+    )
+    parser.add_argument("--version", action="version", version=f"regia-engine {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_job_commands(sub)
+    add_serve_command(sub, add_threads)
+    _add_storyboard_and_model_commands(sub)
     return parser
 
 

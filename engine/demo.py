@@ -64,9 +64,8 @@ def _mask(shape, size: int) -> np.ndarray:
     return mask
 
 
-def build_demo_job(folder: Path, size: int = 256, steps: int = 150) -> Path:
-    """Write spec.json and its PNGs into folder; return the spec's path."""
-    folder.mkdir(parents=True, exist_ok=True)
+def _write_images(folder: Path, size: int) -> None:
+    """The init (astronaut), three style images and the five region masks, as PNGs under folder."""
     astronaut = Image.fromarray(data.astronaut()).resize((size, size), Image.Resampling.LANCZOS)
     save_png(folder / "init.png", np.asarray(astronaut))
     styles = {
@@ -86,6 +85,11 @@ def build_demo_job(folder: Path, size: int = 256, steps: int = 150) -> Path:
     for name, mask in masks.items():
         save_png(folder / "masks" / f"{name}.png", mask)
 
+
+def build_demo_job(folder: Path, size: int = 256, steps: int = 150) -> Path:
+    """Write spec.json and its PNGs into folder; return the spec's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_images(folder, size)
     spec = {
         "version": 1,
         "width": size,

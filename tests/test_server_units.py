@@ -24,7 +24,8 @@ from engine.server.app import create_app
 from engine.server.blobs import PATH_REFUSED, BlobSource, BlobStore, valid_name
 from engine.server.config import ServerConfig, is_loopback
 from engine.server.errors import ApiError
-from engine.server.jobs import JobStore, valid_job_id
+from engine.server.job_record import valid_job_id
+from engine.server.jobs import JobStore
 from engine.server.logs import JsonLog
 from engine.server.serve import serve
 

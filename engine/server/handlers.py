@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import SpecError, SpecErrors
 from .errors import ApiError, body, item, spec_items
-from .jobs import disk_full
+from .job_record import disk_full
 from .logs import JsonLog
 
 

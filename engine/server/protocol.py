@@ -82,80 +82,84 @@ class ConnectionRules:
         self.throttle = Throttle(log)
 
 
-def guarded_protocol(rules: ConnectionRules) -> type[H11Protocol]:
-    """uvicorn's h11 protocol with the header timeout and the connection cap of `rules`."""
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a header timeout and the connection cap (guarded_protocol sets `rules`)."""
 
-    class GuardedH11Protocol(H11Protocol):
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self.opened_at = self.loop.time()
-            self.evicted = False
-            self.header_timer: Any = None
-            self._arm_header_timer()
-            if len(self.connections) > rules.max_connections:
-                self._make_room()
+    rules: ConnectionRules
 
-        def idle(self) -> bool:
-            """No request in progress: nothing sent yet, headers still coming, or between keep-alive requests."""
-            return self.cycle is None or self.cycle.response_complete
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.opened_at = self.loop.time()
+        self.evicted = False
+        self.header_timer: Any = None
+        self._arm_header_timer()
+        if len(self.connections) > self.rules.max_connections:
+            self._make_room()
 
-        def _make_room(self) -> None:
-            idle = [c for c in self.connections if c is not self and not getattr(c, "evicted", True) and c.idle()]
-            if idle:
-                oldest = min(idle, key=lambda c: c.opened_at)
-                oldest.evicted = True
-                oldest.transport.close()
-                rules.throttle.write(
-                    "connections",
-                    "connection cap reached: closed the oldest idle connection",
-                    cap=rules.max_connections,
-                )
-                return
-            self.evicted = True
-            self.transport.write(BUSY)
-            self.transport.close()
-            rules.throttle.write(
-                "busy", "connection cap reached and every connection is busy: answered 503", cap=rules.max_connections
+    def idle(self) -> bool:
+        """No request in progress: nothing sent yet, headers still coming, or between keep-alive requests."""
+        return self.cycle is None or self.cycle.response_complete
+
+    def _make_room(self) -> None:
+        idle = [c for c in self.connections if c is not self and not getattr(c, "evicted", True) and c.idle()]
+        if idle:
+            oldest = min(idle, key=lambda c: c.opened_at)
+            oldest.evicted = True
+            oldest.transport.close()
+            self.rules.throttle.write(
+                "connections",
+                "connection cap reached: closed the oldest idle connection",
+                cap=self.rules.max_connections,
             )
+            return
+        self.evicted = True
+        self.transport.write(BUSY)
+        self.transport.close()
+        self.rules.throttle.write(
+            "busy", "connection cap reached and every connection is busy: answered 503", cap=self.rules.max_connections
+        )
 
-        def _arm_header_timer(self) -> None:
-            if self.header_timer is None:
-                self.header_timer = self.loop.call_later(rules.header_timeout, self._header_timeout)
+    def _arm_header_timer(self) -> None:
+        if self.header_timer is None:
+            self.header_timer = self.loop.call_later(self.rules.header_timeout, self._header_timeout)
 
-        def _disarm_header_timer(self) -> None:
-            if self.header_timer is not None:
-                self.header_timer.cancel()
-                self.header_timer = None
-
-        def _header_timeout(self) -> None:
+    def _disarm_header_timer(self) -> None:
+        if self.header_timer is not None:
+            self.header_timer.cancel()
             self.header_timer = None
-            if self.idle() and not self.transport.is_closing():
-                rules.throttle.write(
-                    "slow",
-                    "closed a connection whose request headers did not arrive in time",
-                    seconds=rules.header_timeout,
-                )
-                self.transport.close()
 
-        def data_received(self, data: bytes) -> None:
-            if self.idle():  # the first bytes of a request: its headers are now on the clock
-                self._arm_header_timer()
-            cycle = self.cycle
-            super().data_received(data)
-            if self.cycle is not cycle:  # headers complete: a new request began
-                self._disarm_header_timer()
+    def _header_timeout(self) -> None:
+        self.header_timer = None
+        if self.idle() and not self.transport.is_closing():
+            self.rules.throttle.write(
+                "slow",
+                "closed a connection whose request headers did not arrive in time",
+                seconds=self.rules.header_timeout,
+            )
+            self.transport.close()
 
-        def on_response_complete(self) -> None:
-            cycle = self.cycle
-            super().on_response_complete()
-            if self.cycle is not cycle:  # a pipelined request already began
-                self._disarm_header_timer()
-
-        def connection_lost(self, exc: Exception | None) -> None:
+    def data_received(self, data: bytes) -> None:
+        if self.idle():  # the first bytes of a request: its headers are now on the clock
+            self._arm_header_timer()
+        cycle = self.cycle
+        super().data_received(data)
+        if self.cycle is not cycle:  # headers complete: a new request began
             self._disarm_header_timer()
-            super().connection_lost(exc)
 
-    return GuardedH11Protocol
+    def on_response_complete(self) -> None:
+        cycle = self.cycle
+        super().on_response_complete()
+        if self.cycle is not cycle:  # a pipelined request already began
+            self._disarm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+
+def guarded_protocol(rules: ConnectionRules) -> type[H11Protocol]:
+    """The protocol class uvicorn builds each connection from, sharing `rules`."""
+    return type("GuardedH11Protocol", (GuardedH11Protocol,), {"rules": rules})
 
 
 def loop_exception_handler(throttle: Throttle):

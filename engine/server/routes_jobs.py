@@ -12,7 +12,7 @@ from .admission import admitted
 from .bodies import parse_json, read_body
 from .errors import ApiError
 from .guards import media_type
-from .jobs import MAX_PAGE_SIZE, PAGE_SIZE, STATES
+from .job_record import MAX_PAGE_SIZE, PAGE_SIZE, STATES
 from .schemas import ERROR, PNG, JobList, JobStatus
 
 router = APIRouter()

@@ -18,7 +18,8 @@ from ..outputs import RunFolder
 from ..progress import CancelToken, Progress
 from ..refs import ImageSource
 from ..spec import JobSpec, validate_spec
-from .jobs import JobRecord, JobStore, disk_full, interrupted_message
+from .job_record import JobRecord, disk_full, interrupted_message
+from .jobs import JobStore
 from .logs import JsonLog
 
 STOP_WAIT = 60.0  # seconds a shutdown waits for the running step to end

@@ -26,6 +26,16 @@ SETTINGS = {
     "seed": "Seed",
     "preview_every": "Preview interval",
 }
+# Fields named more closely than by their first part (the diffusion generator's settings and its model).
+SETTINGS_BY_PATH = {
+    "models.clip": "CLIP model",
+    "models.diffusion": "Diffusion Model",
+    "generator.sampler": "Sampler",
+    "generator.cfg": "CFG Scale",
+    "generator.strength": "Strength",
+    "generator.guidance_every": "Guidance Every",
+    "generator.guidance_strength": "Guidance Strength",
+}
 
 
 def _guide(guides: list[Any], index: int, where: str) -> str:
@@ -51,10 +61,13 @@ def field_label(field: str, spec: dict[str, Any] | None) -> str | None:
         if guide:
             guides = regions[index].get("guides") or [] if index < len(regions) else []
             return f"{label}, {_guide(guides, int(guide.group(1)), '')}"
-        return f"{label} mask" if rest == ".mask" else label
+        return {".mask": f"{label} mask", ".guidance_scale": f"{label} guidance scale"}.get(rest, label)
     guide = GUIDE_RE.fullmatch(field)
     if guide:
         return _guide(spec.get("guides") or [], int(guide.group(1)), " for all regions")
+    for path, label in SETTINGS_BY_PATH.items():
+        if field == path or field.startswith(f"{path}."):
+            return label
     return SETTINGS.get(re.split(r"[.\[]", field)[0], field)
 
 

@@ -108,6 +108,8 @@ def _number(identifier: str) -> int:
 
 
 def _tooltip(info: GuideKind) -> str:
+    if info.kind == "text":  # the diffusion generator takes text as its prompts
+        return f"{info.summary} (needs a CLIP model; with the Diffusion generator it is the region's prompt)"
     return f"{info.summary} (needs a CLIP model)" if info.needs_clip else info.summary
 
 
@@ -120,7 +122,10 @@ def _row(info: GuideKind) -> AddonGuideKind:
 def _negative_text() -> AddonGuideKind:
     """A text guide whose weight is always negative: what the region should not show."""
     text = GUIDE_KINDS["text"]
-    tooltip = "What the region should not show: a text prompt that repels (needs a CLIP model)"
+    tooltip = (
+        "What the region should not show: a text prompt that repels (needs a CLIP model; with the Diffusion "
+        "generator it is the region's negative prompt)"
+    )
     return AddonGuideKind("NEGATIVE_TEXT", STORED_NUMBERS["NEGATIVE_TEXT"], "Negative Text", NEGATIVE_TEXT_ICON,
                           tooltip, text, repels=True)  # fmt: skip
 

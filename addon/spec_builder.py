@@ -17,6 +17,8 @@ import numpy as np
 from ..regia_contract import SPEC_VERSION
 from ..regia_contract.kinds import GENERATOR_KINDS, OPTIMIZER_KINDS, REGION_MODES, SCHEDULES, SYMMETRY_AXES
 from ..regia_contract.limits import MAX_NAME, MAX_SIDE, MIN_SIDE
+from .diffusion import KIND as DIFFUSION
+from .diffusion import DiffusionInput, diffusion_problems, generator_spec, round_side
 from .guide_kinds import KINDS, MAX_REFERENCE_SIDE, AddonGuideKind
 from .pixels import resize, rgba, to_uint8
 from .png_codec import encode_png, sha256_hex
@@ -57,6 +59,7 @@ class RegionInput:
     feather: float = 0.0
     strength: float = 1.0
     guides: list[GuideInput] = field(default_factory=list)
+    guidance_scale: float | None = None  # the diffusion generator's CFG scale here; None: the generator's
 
 
 @dataclass
@@ -80,6 +83,7 @@ class JobInput:
     clip_model: str = ""
     clip_weights: str = ""
     preview_every: int = 10
+    diffusion: DiffusionInput = field(default_factory=DiffusionInput)  # counts with generator "diffusion"
 
 
 @dataclass
@@ -103,9 +107,13 @@ class Blobs:
         return f"blob:{sha}"
 
 
-def canvas_size(width: int, height: int, scale: float) -> tuple[int, int]:
-    """The generated image's size: the target's, scaled, and kept within what the engine accepts."""
-    w, h = max(1, round(width * scale)), max(1, round(height * scale))
+def canvas_size(width: int, height: int, scale: float, generator: str = "pixels") -> tuple[int, int]:
+    """The generated image's size: the target's, scaled (for the diffusion generator to the nearest multiple of 8 a
+    side, as its model needs), and kept within what the engine accepts."""
+    if generator == DIFFUSION:
+        w, h = round_side(width * scale), round_side(height * scale)
+    else:
+        w, h = max(1, round(width * scale)), max(1, round(height * scale))
     if min(w, h) < MIN_SIDE or max(w, h) > MAX_SIDE:
         raise InputError(
             "scale",
@@ -118,11 +126,16 @@ def canvas_size(width: int, height: int, scale: float) -> tuple[int, int]:
 
 def build_job(job: JobInput) -> BuiltJob:
     th, tw = job.target.shape[:2]
-    width, height = canvas_size(tw, th, job.scale)
-    blobs = Blobs()
     _check_choice("generator", job.generator, GENERATOR_KINDS)
-    _check_choice("optimizer", job.optimizer, OPTIMIZER_KINDS)
-    _check_choice("schedule", job.schedule, SCHEDULES)
+    width, height = canvas_size(tw, th, job.scale, job.generator)
+    blobs = Blobs()
+    diffusion = job.generator == DIFFUSION
+    if diffusion:
+        check_diffusion(job.diffusion)
+        check_diffusion_guides(job.clip_model, _guides_by_place(job))
+    else:
+        _check_choice("optimizer", job.optimizer, OPTIMIZER_KINDS)
+        _check_choice("schedule", job.schedule, SCHEDULES)
 
     spec: dict[str, Any] = {
         "version": SPEC_VERSION,
@@ -130,8 +143,11 @@ def build_job(job: JobInput) -> BuiltJob:
         "height": height,
         "seed": int(job.seed),
         "steps": int(job.steps),
-        "generator": {"kind": job.generator},
-        "optimizer": {"kind": job.optimizer, "lr": float(job.lr), "schedule": job.schedule},
+        "generator": generator_spec(job.generator, job.diffusion),
+    }
+    if not diffusion:  # a sampler has no optimiser
+        spec["optimizer"] = {"kind": job.optimizer, "lr": float(job.lr), "schedule": job.schedule}
+    spec |= {
         "losses": {"tv": float(job.tv), "saturation": float(job.saturation), "symmetry": float(job.symmetry)},
         "preview_every": int(job.preview_every),
         "guides": [guide_spec(g, f"guides[{i}]", (tw, th), (width, height), blobs) for i, g in enumerate(job.guides)],
@@ -156,7 +172,46 @@ def build_job(job: JobInput) -> BuiltJob:
                 "or 'random' (untrained, for tests)",
             )
         spec["models"] = {"clip": {"name": job.clip_model, "weights": job.clip_weights}}
+    if diffusion:
+        spec.setdefault("models", {})["diffusion"] = {"weights": job.diffusion.weights.strip()}
     return BuiltJob(spec=spec, blobs=blobs.blobs, width=width, height=height)
+
+
+def _guides_by_place(job: JobInput) -> list[tuple[str, GuideInput]]:
+    """(where, guide) for every guide the job sends: the guides for all regions, then each region's."""
+    return [("Guides for All Regions", g) for g in job.guides] + [
+        (f"region '{r.name}' guides", g) for r in job.regions if r.mode != "keep" for g in r.guides
+    ]
+
+
+def check_diffusion(diffusion: DiffusionInput) -> None:
+    """What the diffusion generator cannot run, before anything reaches the engine: no model (never a silent
+    fallback) and settings out of range."""
+    if not diffusion.weights.strip():
+        raise InputError(
+            "Diffusion Model",
+            "the Diffusion generator needs a model, and none is chosen",
+            allowed="a model of the Diffusion Models list in Regia's preferences (add a diffusers folder or a "
+            ".safetensors or .ckpt file there), chosen in Settings",
+        )
+    for where, message, value, allowed in diffusion_problems(diffusion):
+        raise InputError(where, message, value, allowed)
+
+
+def check_diffusion_guides(clip_model: str, guides: list[tuple[str, GuideInput]]) -> None:
+    """With the diffusion generator text guides are prompts, but guides that need CLIP otherwise (Inspiration) still
+    need a CLIP model. `guides` are (where, guide) pairs."""
+    if clip_model.strip():
+        return
+    for where, guide in guides:
+        kind = KINDS.get(guide.kind)
+        if kind is not None and kind.needs_clip and kind.spec_kind != "text":
+            raise InputError(
+                f"{where} ({kind.label.lower()})",
+                f"{kind.label} guides need a CLIP model, also with the Diffusion generator (its text guides are "
+                "prompts and need none)",
+                allowed="set CLIP Model and CLIP Weights in Settings, or remove the guide",
+            )
 
 
 def _whole_canvas(height: int, width: int) -> RegionInput:
@@ -211,6 +266,8 @@ def region_spec(
     }
     if region.mode == "embolden":
         out["strength"] = float(region.strength)
+    if region.guidance_scale is not None and region.mode != "keep":  # set only with the diffusion generator
+        out["guidance_scale"] = float(region.guidance_scale)
     if region.mode != "keep":  # a keep region's guides stay in the panel but do nothing, as the engine requires
         out["guides"] = [
             guide_spec(g, f"{where} guides[{i}]", target_size, canvas, blobs) for i, g in enumerate(region.guides)

@@ -37,12 +37,16 @@ from ..regia_contract.limits import (
     MAX_STYLE_TEXT,
     MIN_SIDE,
 )
+from .diffusion import KIND as DIFFUSION
+from .diffusion import DiffusionInput, generator_spec, round_side
 from .naming import MAX_ID_NAME_BYTES
 from .spec_builder import (
     Blobs,
     GuideInput,
     InputError,
     RegionInput,
+    check_diffusion,
+    check_diffusion_guides,
     guide_spec,
     parse_palette,
     region_spec,
@@ -185,6 +189,15 @@ class StyleInput:
     seed: int = 0
     seed_rule: str = "fixed"
     preview_every: int = 10
+    diffusion: DiffusionInput = field(default_factory=DiffusionInput)  # counts with generator "diffusion"
+
+
+def storyboard_canvas(style: StyleInput) -> tuple[int, int]:
+    """The shots' canvas: the storyboard's size, for the diffusion generator rounded to multiples of 8 a side (shot
+    images drawn at the storyboard's size are scaled to it)."""
+    if style.generator == DIFFUSION:
+        return round_side(style.width), round_side(style.height)
+    return style.width, style.height
 
 
 @dataclass
@@ -201,13 +214,16 @@ class ShotInput:
 
 def storyboard_head(style: StyleInput, blobs: Blobs) -> dict[str, Any]:
     """The storyboard file without its shots; style images become blobs."""
-    if not (MIN_SIDE <= style.width <= MAX_SIDE and MIN_SIDE <= style.height <= MAX_SIDE):
-        raise InputError(
-            "storyboard size", "not a canvas the engine accepts", f"{style.width}x{style.height}",
-            f"{MIN_SIDE} to {MAX_SIDE} pixels on each side",
-        )  # fmt: skip
     if style.generator not in GENERATOR_KINDS:
         raise InputError("storyboard generator", "unknown choice", style.generator, ", ".join(GENERATOR_KINDS))
+    width, height = storyboard_canvas(style)
+    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+        raise InputError(
+            "storyboard size", "not a canvas the engine accepts", f"{width}x{height}",
+            f"{MIN_SIDE} to {MAX_SIDE} pixels on each side",
+        )  # fmt: skip
+    if style.generator == DIFFUSION:
+        check_diffusion(style.diffusion)
     if style.seed_rule not in SEED_RULES:
         raise InputError("storyboard seed rule", "unknown choice", style.seed_rule, ", ".join(SEED_RULES))
     if len(style.images) > MAX_STYLE_IMAGES:
@@ -215,7 +231,7 @@ def storyboard_head(style: StyleInput, blobs: Blobs) -> dict[str, Any]:
     for label, text in (("prompt", style.prompt), ("negative", style.negative)):
         if len(text.strip()) > MAX_STYLE_TEXT:
             raise InputError(f"storyboard style {label}", f"longer than {MAX_STYLE_TEXT} characters", len(text))
-    canvas = (style.width, style.height)
+    canvas = (width, height)
     images = []
     for index, (name, pixels) in enumerate(style.images):
         guide = GuideInput(kind="STYLE", image=pixels, image_name=name)
@@ -223,10 +239,10 @@ def storyboard_head(style: StyleInput, blobs: Blobs) -> dict[str, Any]:
     head: dict[str, Any] = {
         "version": STORYBOARD_VERSION,
         "name": style.name.strip()[:MAX_NAME] or "storyboard",
-        "width": int(style.width),
-        "height": int(style.height),
+        "width": int(width),
+        "height": int(height),
         "steps": int(style.steps),
-        "generator": {"kind": style.generator},
+        "generator": generator_spec(style.generator, style.diffusion),
         "style": {
             "images": images,
             "weight": float(style.weight),
@@ -248,13 +264,24 @@ def storyboard_head(style: StyleInput, blobs: Blobs) -> dict[str, Any]:
                 allowed="an open_clip pretrained tag, a checkpoint file, or 'random' (untrained, for tests)",
             )  # fmt: skip
         head["models"] = {"clip": {"name": style.clip_model.strip(), "weights": style.clip_weights.strip()}}
+    if style.generator == DIFFUSION:
+        head.setdefault("models", {})["diffusion"] = {"weights": style.diffusion.weights.strip()}
     return head
 
 
-def shot_entry(shot: ShotInput, canvas: tuple[int, int], blobs: Blobs) -> dict[str, Any]:
+def shot_entry(
+    shot: ShotInput,
+    canvas: tuple[int, int],
+    blobs: Blobs,
+    source: tuple[int, int] | None = None,
+    head: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """One shot of the storyboard file. Its guides and region masks are checked against the canvas here, so a
-    mistake fails this shot alone, with a message naming it."""
+    mistake fails this shot alone, with a message naming it. `source`: the size its canvas-sized images and masks
+    were made at (the storyboard's, when the canvas is rounded for the diffusion generator); `head`: the storyboard
+    (storyboard_head), for what its generator needs of a shot's guides."""
     where = f"shot '{shot.name}'"
+    source = source or canvas
     if not shot.name.strip():
         raise InputError("shot name", "a shot needs a name")
     if shot.frame_end < shot.frame_start:
@@ -268,7 +295,12 @@ def shot_entry(shot: ShotInput, canvas: tuple[int, int], blobs: Blobs) -> dict[s
         raise InputError(f"{where} guides", "too many", len(shot.guides), f"at most {MAX_SHOT_GUIDES}")
     if shot.seed is not None and not 0 <= shot.seed <= MAX_SEED:
         raise InputError(f"{where} seed", "out of range", shot.seed, f"0 to {MAX_SEED}")
-    guides = [guide_spec(g, f"{where} guides[{i}]", canvas, canvas, blobs) for i, g in enumerate(shot.guides)]
+    if head is not None and head["generator"]["kind"] == DIFFUSION:
+        clip = ((head.get("models") or {}).get("clip") or {}).get("name", "")
+        placed = [(f"{where} guides", g) for g in shot.guides]
+        placed += [(f"{where} region '{r.name}' guides", g) for r in shot.regions for g in r.guides]
+        check_diffusion_guides(clip, placed)
+    guides = [guide_spec(g, f"{where} guides[{i}]", source, canvas, blobs) for i, g in enumerate(shot.guides)]
     regions = []
     names: set[str] = set()
     for region in shot.regions:
@@ -276,7 +308,7 @@ def shot_entry(shot: ShotInput, canvas: tuple[int, int], blobs: Blobs) -> dict[s
             raise InputError(f"{where} region '{region.name}' mode", "a shot's regions can only be edit regions",
                              region.mode, "edit")  # fmt: skip
         try:
-            regions.append(region_spec(region, unique_name(region.name, names), canvas, canvas, False, blobs))
+            regions.append(region_spec(region, unique_name(region.name, names), source, canvas, False, blobs))
         except InputError as error:  # region_spec names the region; the artist needs the shot too
             raise InputError(f"{where} {error.where}", str(error)[len(error.where) + 2 :]) from None
     return {

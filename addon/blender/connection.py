@@ -13,6 +13,7 @@ from typing import Any
 
 import bpy
 
+from ..diffusion import ModelEntry, clip_models, health_line, serve_args
 from ..engine_client import EngineClient, EngineError
 from ..engine_process import EXITED, READY, EngineStartError, ManagedEngine, stop_all_engines
 from .paths import EXTENSION_PACKAGE, EXTENSION_ROOT, user_dir
@@ -40,9 +41,22 @@ def python_path(prefs: bpy.types.AddonPreferences) -> str:
     return bpy.path.abspath(prefs.python_path).strip() or os.environ.get(PYTHON_ENV, "").strip()
 
 
-def clip_models(text: str) -> list[str]:
-    """'ViT-B-32:laion2b_s34b_b79k, regia-tiny:random' -> the NAME:WEIGHTS pairs, for `serve --clip`."""
-    return [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
+def model_path(path: str) -> str:
+    """A Diffusion Models entry's path as the engine takes it: absolute ('//' is the .blend's folder); a test model
+    ('random:tiny-sd') as it is."""
+    path = path.strip()
+    return bpy.path.abspath(path) if path.startswith("//") else path
+
+
+def diffusion_entries(prefs: bpy.types.AddonPreferences | None = None) -> list[ModelEntry]:
+    """The preferences' Diffusion Models list."""
+    prefs = prefs or preferences()
+    return [ModelEntry(item.name, model_path(item.path)) for item in prefs.diffusion_models]
+
+
+def engine_args(prefs: bpy.types.AddonPreferences) -> list[str]:
+    """The managed engine's model options: `--clip=NAME:WEIGHTS` and `--diffusion=PATH`, values joined."""
+    return serve_args(clip_models(prefs.clip_models), [entry.path for entry in diffusion_entries(prefs)])
 
 
 def start() -> None:
@@ -56,7 +70,7 @@ def start() -> None:
             "installed (e.g. the .venv/bin/python made by `make venv` in Regia's source folder)"
         )
     stop()
-    extra = [f"--clip={model}" for model in clip_models(prefs.clip_models)]  # joined: a value is never an option
+    extra = engine_args(prefs)  # joined: a value is never an option
     _managed = ManagedEngine(python, EXTENSION_ROOT, user_dir("engine-data"), device=prefs.device, extra_args=extra)
     _managed.start()
     status.state, status.message, status.health = "starting", f"Starting the engine with {python}", None
@@ -124,14 +138,5 @@ def refresh_health() -> str:
         status.health, status.message = None, f"The engine did not report its status in time: {error}. Press Check."
         return status.message
     status.health = health
-    models = health.get("models", {})
-    present, missing = models.get("present") or [], models.get("missing") or []
-    line = f"Engine {health.get('version', '?')} on {health.get('device', '?')}"
-    if present:
-        line += f"; models present: {', '.join(present)}"
-    if missing:
-        line += f"; models missing: {', '.join(missing)} (python -m engine fetch-models NAME:TAG)"
-    if not present and not missing:
-        line += "; no CLIP models configured (style, content, scribble, outline and palette guides need none)"
-    status.message = line
-    return line
+    status.message = health_line(health)
+    return status.message

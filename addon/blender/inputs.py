@@ -5,10 +5,13 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
+from ..diffusion import KIND as DIFFUSION
+from ..diffusion import DiffusionInput, Unlisted, resolve_model
 from ..guide_kinds import KINDS
 from ..mask_raster import FeatherPoint, MaskLayer, Spline, SplinePoint, rasterise_layer
 from ..region_maps import color_key_mask, paint_mask
 from ..spec_builder import GuideInput, InputError, JobInput, RegionInput
+from . import connection
 from .images import read_rgba, size_of
 
 
@@ -97,9 +100,10 @@ def guide_input(guide: bpy.types.PropertyGroup) -> GuideInput:
     )
 
 
-def region_inputs(owner: bpy.types.PropertyGroup, size: tuple[int, int]) -> list[RegionInput]:
+def region_inputs(owner: bpy.types.PropertyGroup, size: tuple[int, int], diffusion: bool = False) -> list[RegionInput]:
     """The enabled regions of a target's settings or a shot, masks at `size`, as the builder takes them.
-    `owner` also holds the region map that colour-key regions read."""
+    `owner` also holds the region map that colour-key regions read. A region's own guidance scale counts only with
+    the diffusion generator."""
     return [
         RegionInput(
             name=r.name,
@@ -108,15 +112,33 @@ def region_inputs(owner: bpy.types.PropertyGroup, size: tuple[int, int]) -> list
             feather=_float(r.feather),
             strength=_float(r.strength),
             guides=[guide_input(g) for g in r.guides],
+            guidance_scale=_float(r.guidance_scale) if diffusion and r.use_guidance_scale else None,
         )
         for r in owner.regions
         if r.enabled
     ]
 
 
+def diffusion_input(owner: bpy.types.PropertyGroup, where: str = "Diffusion Model") -> DiffusionInput:
+    """The diffusion settings of a target's settings or a storyboard; the model named by its entry of the
+    preferences' Diffusion Models list (a name not in the list is an InputError, never a path of its own)."""
+    weights = resolve_model(owner.diffusion_model, connection.diffusion_entries())
+    if isinstance(weights, Unlisted):
+        raise InputError(where, weights.message, weights.value, weights.allowed)
+    return DiffusionInput(
+        weights=weights,
+        sampler=owner.sampler,
+        cfg=_float(owner.cfg),
+        strength=_float(getattr(owner, "diffusion_strength", 1.0)),
+        guidance_every=owner.guidance_every,
+        guidance_strength=_float(owner.guidance_strength),
+    )
+
+
 def job_input(target: bpy.types.Image) -> JobInput:
     settings = target.regia
-    regions = region_inputs(settings, size_of(target))
+    diffusion = settings.generator == DIFFUSION
+    regions = region_inputs(settings, size_of(target), diffusion)
     return JobInput(
         target_name=target.name,
         target=read_rgba(target),
@@ -125,7 +147,7 @@ def job_input(target: bpy.types.Image) -> JobInput:
         regions=regions,
         guides=[guide_input(g) for g in settings.guides],
         seed=settings.seed,
-        steps=settings.steps,
+        steps=settings.diffusion_steps if diffusion else settings.steps,
         generator=settings.generator,
         optimizer=settings.optimizer,
         lr=_float(settings.lr),
@@ -137,4 +159,5 @@ def job_input(target: bpy.types.Image) -> JobInput:
         clip_model=settings.clip_model.strip(),
         clip_weights=settings.clip_weights.strip(),
         preview_every=settings.preview_every,
+        diffusion=diffusion_input(settings) if diffusion else DiffusionInput(),
     )

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import bpy
 
+from ..diffusion import KIND as DIFFUSION
+from ..diffusion import Unlisted, resolve_model
+from ..spec_builder import InputError, canvas_size
 from . import connection, image_jobs
 from .guides import draw_guides
 from .lists import draw_list, list_row
@@ -122,6 +125,8 @@ class REGIA_PT_regions(_TargetPanel):
         col.prop(region, "feather")
         if region.mode == "embolden":
             col.prop(region, "strength")
+        if settings.generator == DIFFUSION:
+            draw_guidance_scale(col, region)
         if region.mode == "keep":
             layout.label(text="A keep region stays exactly as in the target", icon="LOCKED")
         else:
@@ -150,19 +155,62 @@ class REGIA_PT_settings(_TargetPanel):
         layout.use_property_split = True
         target = target_image(context)
         settings = target.regia
-        for name in ("preset", "generator", "use_init", "scale", "steps", "seed", "preview_every"):
+        diffusion = settings.generator == DIFFUSION
+        steps = "diffusion_steps" if diffusion else "steps"
+        for name in ("preset", "generator", "use_init", "scale", steps, "seed", "preview_every"):
             layout.prop(settings, name)
-        width, height = target.size
-        layout.label(text=f"Canvas {round(width * settings.scale)} x {round(height * settings.scale)}")
-        col = layout.column(heading="Optimiser")
-        for name in ("optimizer", "lr", "schedule"):
-            col.prop(settings, name)
+        try:
+            width, height = canvas_size(*target.size, settings.scale, settings.generator)
+            note = " (multiples of 8 for Diffusion)" if diffusion else ""
+            layout.label(text=f"Canvas {width} x {height}{note}")
+        except InputError as error:
+            layout.label(text=str(error), icon="ERROR")
+        if diffusion:
+            draw_diffusion_settings(layout, settings, strength=True)
+        else:
+            col = layout.column(heading="Optimiser")
+            for name in ("optimizer", "lr", "schedule"):
+                col.prop(settings, name)
         col = layout.column(heading="Losses")
         for name in ("tv", "saturation", "symmetry"):
             col.prop(settings, name)
         col = layout.column(heading="CLIP")
         col.prop(settings, "clip_model")
         col.prop(settings, "clip_weights")
+        if diffusion:
+            col.label(text="For Inspiration guides: text guides are the prompts", icon="INFO")
+
+
+def draw_diffusion_settings(layout: bpy.types.UILayout, owner: bpy.types.PropertyGroup, strength: bool) -> None:
+    """The diffusion generator's settings of a target or a storyboard; its model is chosen from the preferences'
+    Diffusion Models list."""
+    prefs = connection.preferences()
+    col = layout.column(heading="Diffusion")
+    col.prop_search(owner, "diffusion_model", prefs, "diffusion_models", icon="MOD_NOISE")
+    chosen = resolve_model(owner.diffusion_model, connection.diffusion_entries(prefs))
+    if not prefs.diffusion_models:
+        col.label(text="Add a model in Regia's preferences: Diffusion Models", icon="INFO")
+    elif isinstance(chosen, Unlisted):
+        col.label(text=f"Not in the Diffusion Models list: {chosen.value}", icon="ERROR")
+    elif not chosen:
+        col.label(text="Choose a Diffusion Model", icon="ERROR")
+    col.prop(owner, "sampler")
+    col.prop(owner, "cfg")
+    if strength:
+        sub = col.column()
+        sub.active = owner.use_init  # strength says how far from the target: without it, there is none
+        sub.prop(owner, "diffusion_strength")
+    col.prop(owner, "guidance_every")
+    col.prop(owner, "guidance_strength")
+
+
+def draw_guidance_scale(layout: bpy.types.UILayout, region: bpy.types.PropertyGroup) -> None:
+    """A region's own CFG scale (diffusion only): a checkbox, and the value it turns on."""
+    row = layout.row(align=True)
+    row.prop(region, "use_guidance_scale")
+    sub = row.row(align=True)
+    sub.active = region.use_guidance_scale
+    sub.prop(region, "guidance_scale", text="")
 
 
 class REGIA_PT_history(_TargetPanel):

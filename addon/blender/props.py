@@ -18,7 +18,8 @@ from bpy.props import (
     StringProperty,
 )
 
-from ...regia_contract.limits import MAX_WEIGHT
+from ...regia_contract.limits import MAX_CFG, MAX_STEPS, MAX_WEIGHT
+from .. import diffusion
 from ..guide_kinds import DEFAULT_KIND, WEIGHT_TOOLTIP, axis_items, enum_items
 from .paths import preset_names
 
@@ -32,9 +33,10 @@ SOURCE_ITEMS = [
     ("PAINT", "Paint Layer", "A grayscale image painted in Paint mode: white is in", "BRUSH_DATA", 1),
     ("COLOR_KEY", "Colour Key", "One colour of the target's shared region-map image", "COLOR", 2),
 ]
-GENERATOR_ITEMS = [
-    ("pixels", "Pixels", "A pixel pyramid: fast, faithful to the target (default)"),
-    ("fourier", "Fourier", "Decorrelated Fourier coefficients: smoother, for text guidance"),
+GENERATOR_ITEMS = [  # numbers as .blend files store them
+    ("pixels", "Pixels", "A pixel pyramid: fast, faithful to the target (default)", "TEXTURE", 0),
+    ("fourier", "Fourier", "Decorrelated Fourier coefficients: smoother, for text guidance", "FORCE_HARMONIC", 1),
+    ("diffusion", "Diffusion", diffusion.TOOLTIPS["generator"], "MOD_NOISE", 2),
 ]
 OPTIMIZER_ITEMS = [
     ("adam", "Adam", "Adaptive steps per pixel: the usual choice"),
@@ -57,6 +59,48 @@ ERROR_KIND_ITEMS = [
     ("MODELS", "Models Missing", ""),
     ("INPUT", "Settings", ""),
 ]
+
+
+# ---- the diffusion generator's properties, shared by a target's settings and a storyboard ------------------------
+
+
+def sampler_property() -> EnumProperty:
+    return EnumProperty(
+        name="Sampler", items=diffusion.sampler_items(), default="euler", description=diffusion.TOOLTIPS["sampler"]
+    )
+
+
+def diffusion_steps_property() -> IntProperty:
+    return IntProperty(
+        name="Steps", default=diffusion.DEFAULT_STEPS, min=1, max=MAX_STEPS, soft_max=150,
+        description=diffusion.TOOLTIPS["steps"],
+    )  # fmt: skip
+
+
+def cfg_property() -> FloatProperty:
+    return FloatProperty(
+        name="CFG Scale", default=diffusion.DEFAULT_SCALE, min=0.0, max=MAX_CFG, soft_max=15.0, precision=1,
+        description=diffusion.TOOLTIPS["cfg"],
+    )  # fmt: skip
+
+
+def guidance_every_property() -> IntProperty:
+    return IntProperty(
+        name="Guidance Every", default=diffusion.DEFAULT_GUIDANCE_EVERY, min=1, max=diffusion.MAX_GUIDANCE_EVERY,
+        soft_max=10, description=diffusion.TOOLTIPS["guidance_every"],
+    )  # fmt: skip
+
+
+def guidance_strength_property() -> FloatProperty:
+    return FloatProperty(
+        name="Guidance Strength", default=diffusion.DEFAULT_GUIDANCE_STRENGTH, min=0.0,
+        max=diffusion.MAX_GUIDANCE_STRENGTH, soft_max=4.0, description=diffusion.TOOLTIPS["guidance_strength"],
+    )  # fmt: skip
+
+
+def diffusion_model_property() -> StringProperty:
+    return StringProperty(name="Diffusion Model", description=diffusion.TOOLTIPS["model"])
+
 
 # Blender keeps only a pointer to dynamic enum strings: they must outlive the callback, hence this cache.
 _preset_items: list[tuple[str, str, str]] = []
@@ -102,6 +146,11 @@ class RegiaRegion(bpy.types.PropertyGroup):
     mode: EnumProperty(name="Mode", items=MODE_ITEMS, default="edit", description="What happens to the region")
     feather: FloatProperty(name="Feather", description="Soft edge, in pixels", default=0.0, min=0.0, max=256.0)
     strength: FloatProperty(name="Strength", description="How far embolden goes", default=1.0, min=0.0, max=4.0)
+    use_guidance_scale: BoolProperty(name="Own Guidance Scale", description=diffusion.TOOLTIPS["use_guidance_scale"])
+    guidance_scale: FloatProperty(
+        name="Guidance Scale", default=diffusion.DEFAULT_SCALE, min=0.0, max=MAX_CFG, soft_max=15.0, precision=1,
+        description=diffusion.TOOLTIPS["guidance_scale"],
+    )  # fmt: skip
     guides: CollectionProperty(type=RegiaGuide)
     active_guide: IntProperty(name="Active Guide")
 
@@ -154,6 +203,16 @@ class RegiaSettings(bpy.types.PropertyGroup):
     preview_every: IntProperty(
         name="Preview Every", default=10, min=0, max=10_000, description="Steps between previews (0: none)"
     )
+    # The diffusion generator's settings (the optimiser's above count for the other generators).
+    diffusion_model: diffusion_model_property()
+    sampler: sampler_property()
+    diffusion_steps: diffusion_steps_property()
+    cfg: cfg_property()
+    diffusion_strength: FloatProperty(
+        name="Strength", default=1.0, min=0.01, max=1.0, subtype="FACTOR", description=diffusion.TOOLTIPS["strength"]
+    )
+    guidance_every: guidance_every_property()
+    guidance_strength: guidance_strength_property()
 
 
 class RegiaJobStatus(bpy.types.PropertyGroup):

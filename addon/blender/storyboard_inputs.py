@@ -8,10 +8,12 @@ from typing import Any
 
 import bpy
 
+from ..diffusion import KIND as DIFFUSION
+from ..diffusion import DiffusionInput
 from ..spec_builder import Blobs, GuideInput, InputError
-from ..storyboard import ShotInput, StyleInput, shot_entry, storyboard_head
+from ..storyboard import ShotInput, StyleInput, shot_entry, storyboard_canvas, storyboard_head
 from .images import read_rgba
-from .inputs import _float, guide_input, region_inputs
+from .inputs import _float, diffusion_input, guide_input, region_inputs
 from .storyboard_blockout import render_blockout, store
 from .storyboard_props import new_uid
 
@@ -35,11 +37,12 @@ def style_input(storyboard: bpy.types.PropertyGroup) -> StyleInput:
             images.append((item.image.name, read_rgba(item.image)))
         except ValueError as error:
             raise InputError(f"storyboard style image '{item.image.name}'", str(error)) from None
+    diffusion = storyboard.generator == DIFFUSION
     return StyleInput(
         name=storyboard.name,
         width=storyboard.width,
         height=storyboard.height,
-        steps=storyboard.steps,
+        steps=storyboard.diffusion_steps if diffusion else storyboard.steps,
         generator=storyboard.generator,
         preset="" if storyboard.preset == "NONE" else storyboard.preset,
         images=images,
@@ -53,6 +56,7 @@ def style_input(storyboard: bpy.types.PropertyGroup) -> StyleInput:
         seed=storyboard.seed,
         seed_rule=storyboard.seed_rule,
         preview_every=storyboard.preview_every,
+        diffusion=diffusion_input(storyboard, "storyboard Diffusion Model") if diffusion else DiffusionInput(),
     )
 
 
@@ -73,7 +77,7 @@ def shot_input(scene: bpy.types.Scene, storyboard: bpy.types.PropertyGroup, shot
             guides.append(GuideInput(kind="CONTENT", weight=weight, image=blockout.render, image_name="blockout"))
         if shot.blockout in ("OUTLINE", "BOTH"):
             guides.append(GuideInput(kind="OUTLINE", weight=weight, image=blockout.outline, image_name="outline"))
-    regions = region_inputs(shot, canvas)
+    regions = region_inputs(shot, canvas, storyboard.generator == DIFFUSION)
     return ShotInput(
         name=shot.name,
         frame_start=shot.frame_start,
@@ -91,8 +95,9 @@ def prepare(scene: bpy.types.Scene, shots: list[bpy.types.PropertyGroup]) -> Pre
     storyboard = scene.regia_storyboard
     ensure_uids(storyboard)
     blobs = Blobs()
-    head = storyboard_head(style_input(storyboard), blobs)
-    canvas = (storyboard.width, storyboard.height)
+    style = style_input(storyboard)
+    head = storyboard_head(style, blobs)
+    canvas, drawn = storyboard_canvas(style), (storyboard.width, storyboard.height)
     entries, uids, errors = [], [], {}
     names = [s.name.strip() for s in storyboard.shots]
     for shot in shots:
@@ -100,7 +105,7 @@ def prepare(scene: bpy.types.Scene, shots: list[bpy.types.PropertyGroup]) -> Pre
             errors[shot.uid] = f"shot '{shot.name}': another shot has this name; rename one of them"
             continue
         try:
-            entries.append(shot_entry(shot_input(scene, storyboard, shot), canvas, blobs))
+            entries.append(shot_entry(shot_input(scene, storyboard, shot), canvas, blobs, drawn, head))
             uids.append(shot.uid)
         except InputError as error:
             errors[shot.uid] = str(error)

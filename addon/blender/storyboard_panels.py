@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import bpy
 
+from ..diffusion import KIND as DIFFUSION
+from ..diffusion import round_side
 from . import connection, shot_jobs
 from .guides import draw_guides
 from .lists import draw_list, list_row
 from .owners import active_shot
-from .panels import draw_region_source
+from .panels import draw_diffusion_settings, draw_guidance_scale, draw_region_source
 from .preferences import _wrap, draw_engine_status
 
 _STATE_ICONS = {
@@ -117,7 +119,7 @@ class _StoryboardShot:
             box.prop(shot, "blockout_weight")
             box.operator("regia.storyboard_blockout", icon="RENDER_STILL")
         _draw_shot_guides(layout, shot)
-        _draw_shot_regions(layout, shot)
+        _draw_shot_regions(layout, shot, context.scene.regia_storyboard.generator == DIFFUSION)
 
 
 def _draw_shot_guides(layout: bpy.types.UILayout, shot: bpy.types.PropertyGroup) -> None:
@@ -125,7 +127,7 @@ def _draw_shot_guides(layout: bpy.types.UILayout, shot: bpy.types.PropertyGroup)
     draw_guides(layout, "SHOT_GUIDES", shot, rows=2)
 
 
-def _draw_shot_regions(layout: bpy.types.UILayout, shot: bpy.types.PropertyGroup) -> None:
+def _draw_shot_regions(layout: bpy.types.UILayout, shot: bpy.types.PropertyGroup, diffusion: bool = False) -> None:
     layout.label(text="Shot Regions (edit only; none: the whole frame)")
 
     def add(col: bpy.types.UILayout) -> None:
@@ -138,6 +140,8 @@ def _draw_shot_regions(layout: bpy.types.UILayout, shot: bpy.types.PropertyGroup
     col = layout.column()
     draw_region_source(col, region, shot)
     col.prop(region, "feather")
+    if diffusion:
+        draw_guidance_scale(col, region)
     col.label(text="Region Guides")
     draw_guides(col, "SHOT_REGION_GUIDES", region, rows=2)
 
@@ -158,8 +162,15 @@ class _StoryboardStyle:
         col = layout.column(align=True)
         col.prop(storyboard, "width")
         col.prop(storyboard, "height")
-        for name in ("steps", "seed", "seed_rule", "preview_every", "clip_model", "clip_weights"):
+        diffusion = storyboard.generator == DIFFUSION
+        shots = (round_side(storyboard.width), round_side(storyboard.height))
+        if diffusion and shots != (storyboard.width, storyboard.height):
+            col.label(text=f"Shots are {shots[0]} x {shots[1]}: multiples of 8 for Diffusion", icon="INFO")
+        steps = "diffusion_steps" if diffusion else "steps"
+        for name in (steps, "seed", "seed_rule", "preview_every", "clip_model", "clip_weights"):
             layout.prop(storyboard, name)
+        if diffusion:
+            draw_diffusion_settings(layout, storyboard, strength=False)
         col = layout.column(heading="Shots")
         for name in ("channel", "default_length", "folder"):
             col.prop(storyboard, name)

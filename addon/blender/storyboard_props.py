@@ -20,7 +20,19 @@ from bpy.props import (
     StringProperty,
 )
 
-from .props import GENERATOR_ITEMS, RegiaGuide, RegiaJobStatus, RegiaRegion, _presets
+from .props import (
+    GENERATOR_ITEMS,
+    RegiaGuide,
+    RegiaJobStatus,
+    RegiaRegion,
+    _presets,
+    cfg_property,
+    diffusion_model_property,
+    diffusion_steps_property,
+    guidance_every_property,
+    guidance_strength_property,
+    sampler_property,
+)
 
 SEED_RULE_ITEMS = [
     ("fixed", "Fixed", "Every shot uses the storyboard's seed"),
@@ -96,7 +108,9 @@ class RegiaStoryboard(bpy.types.PropertyGroup):
     prompt: StringProperty(name="Style prompt", description="Added to every shot; {prompt} is the description")
     negative: StringProperty(name="Style negative", description="What no shot should show")
     # How each shot is made.
-    generator: EnumProperty(name="Generator", items=GENERATOR_ITEMS, default="pixels")
+    generator: EnumProperty(
+        name="Generator", items=GENERATOR_ITEMS, default="pixels", description="How each shot's pixels are made"
+    )
     width: IntProperty(name="Width", default=320, min=16, max=2048)
     height: IntProperty(name="Height", default=180, min=16, max=2048)
     steps: IntProperty(name="Steps", default=150, min=1, max=100_000, soft_max=2000)
@@ -105,6 +119,13 @@ class RegiaStoryboard(bpy.types.PropertyGroup):
     clip_model: StringProperty(name="CLIP model", description="open_clip name, e.g. ViT-B-32; empty for none")
     clip_weights: StringProperty(name="CLIP weights", description="open_clip pretrained tag or a checkpoint file")
     preview_every: IntProperty(name="Preview every", default=10, min=0, max=10_000)
+    # The diffusion generator's settings (shots start from no image, so there is no strength).
+    diffusion_model: diffusion_model_property()
+    sampler: sampler_property()
+    diffusion_steps: diffusion_steps_property()
+    cfg: cfg_property()
+    guidance_every: guidance_every_property()
+    guidance_strength: guidance_strength_property()
     # Where shots go.
     channel: IntProperty(name="Channel", default=2, min=1, max=128, description="The Sequencer channel for shots")
     default_length: IntProperty(name="Shot length", default=24, min=1, description="Frames for a new shot")

@@ -32,7 +32,7 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     env = bpykit.bpy_env(tmp / "home", OMP_NUM_THREADS="1")
     result = bpykit.run_bpy(
         SCRIPT.read_text(), tmp, str(zip_path), sys.executable, "masks", "generate", "health", "roundtrip", "cancel",
-        "errors", "clip", "ui", "bad_python",
+        "errors", "clip", "diffusion", "ui", "bad_python",
         timeout=600, env=env, python=request.param,
     )  # fmt: skip
     return {item["phase"]: item for item in bpykit.results(result)}
@@ -139,6 +139,9 @@ def test_the_status_line_comes_from_health(run: dict[str, Any]) -> None:
     assert "on cpu" in message, health
     assert "models present: regia-tiny:random" in message, health
     assert "models missing: ViT-B-32:laion2b_s34b_b79k" in message and "fetch-models" in message, health
+    # The Diffusion Models list reaches the engine as --diffusion=PATH; /health says which it has.
+    assert "diffusion models present: random:tiny-sd" in message, health
+    assert "diffusion models missing: /nonexistent/regia/gone.safetensors" in message, health
 
 
 def test_every_panel_draws_with_existing_properties_and_operators(run: dict[str, Any]) -> None:
@@ -167,3 +170,64 @@ def test_text_prompts_run_with_a_clip_model_and_missing_weights_show_the_engines
     assert state == "FAILED" and kind == "MODELS"
     assert "ViT-B-32" in message and "laion2b_s34b_b79k" in message and "fetch-models" in message, message
     assert clip["kept"] == ["ViT-B-32", 3]
+
+
+def test_a_diffusion_job_runs_from_the_panel_with_prompts_per_region_and_its_own_guidance_scale(
+    run: dict[str, Any],
+) -> None:
+    diffusion = run["diffusion"]
+    assert diffusion["ran"][0] == "DONE", diffusion["ran"]
+    spec = diffusion["spec"]
+    assert spec["generator"] == {"kind": "diffusion", "sampler": "euler", "cfg": 7.0, "strength": 1.0,
+                                 "guidance_every": 2, "guidance_strength": 1.0}  # fmt: skip
+    assert spec["models"] == {"diffusion": {"weights": "random:tiny-sd"}} and spec["steps"] == 4
+    sky, ground, face = spec["regions"]
+    assert {"kind": "text", "prompt": "a red sky at dusk", "weight": 1.0} in sky["guides"]
+    assert {"kind": "text", "prompt": "houses", "weight": -0.5} in ground["guides"]
+    assert sky["guidance_scale"] == 9.0 and "guidance_scale" not in ground and face["mode"] == "keep"
+    checked = validate_spec(spec)
+    assert checked.generator.kind == "diffusion" and "optimizer" not in spec
+    assert diffusion["result_size"] == [64, 48]
+    assert diffusion["keep_max_diff"] <= 0.5 / 255 + 1e-6  # keep holds with the diffusion generator too
+
+
+def test_diffusion_mistakes_are_refused_in_the_artists_words_before_the_engine(run: dict[str, Any]) -> None:
+    diffusion = run["diffusion"]
+    assert "Diffusion Model: the Diffusion generator needs a model" in diffusion["no_model"]
+    assert "not in the Diffusion Models list" in diffusion["unlisted"]
+    assert "'Tiny SD'" in diffusion["unlisted"] and "'Gone'" in diffusion["unlisted"]
+    assert "Inspiration guides need a CLIP model" in diffusion["inspiration"]
+
+
+def test_the_panels_show_the_diffusion_settings_instead_of_the_optimisers(run: dict[str, Any]) -> None:
+    diffusion = run["diffusion"]
+    shown = set(diffusion["props"])
+    assert {"diffusion_model", "sampler", "cfg", "diffusion_strength", "guidance_every", "guidance_strength",
+            "diffusion_steps", "use_guidance_scale", "guidance_scale"} <= shown  # fmt: skip
+    assert not {"optimizer", "lr", "schedule"} & shown
+    assert "Canvas 64 x 48 (multiples of 8 for Diffusion)" in diffusion["labels"]
+    assert "Shots are 320 x 184: multiples of 8 for Diffusion" in diffusion["labels"]
+    pixels_props = set(run["ui"]["props"])
+    assert {"optimizer", "lr", "schedule"} <= pixels_props and not {"sampler", "cfg", "guidance_scale"} & pixels_props
+
+
+def test_generators_samplers_and_the_new_settings_have_labels_icons_and_tooltips(run: dict[str, Any]) -> None:
+    diffusion = run["diffusion"]
+    assert [g[:2] for g in diffusion["generators"]] == [["pixels", "Pixels"], ["fourier", "Fourier"],
+                                                        ["diffusion", "Diffusion"]]  # fmt: skip
+    assert all(has_tooltip and has_icon for _, _, has_tooltip, has_icon in diffusion["generators"])
+    assert [s[1] for s in diffusion["samplers"]] == ["Euler", "Euler Ancestral", "DDIM", "DPM++ 2M"]
+    assert all(s[2] for s in diffusion["samplers"])
+    for owner, name, tooltip in diffusion["properties"]:
+        assert tooltip, f"{owner}.{name} has no tooltip"
+        assert all(word[0].isupper() for word in name.split()), f"{owner}.{name} is not in Title Case"
+
+
+def test_the_preferences_list_diffusion_models_and_say_what_is_wrong_with_a_path(run: dict[str, Any]) -> None:
+    diffusion = run["diffusion"]
+    label, path, added = diffusion["added"]
+    assert (label, added) == ("my-model", 1) and path.endswith("my-model.safetensors")
+    problem, calls = diffusion["prefs"]
+    assert "/nonexistent/regia/gone.safetensors does not exist" in problem
+    assert calls.count("operator:regia.diffusion_model_problem:ERROR") == 1  # the Gone entry only
+    assert diffusion["storyboard"] == [320, 184, "diffusion", {"diffusion": {"weights": "random:tiny-sd"}}, 30]

@@ -254,7 +254,14 @@ class Recorder:
 
     def __getattr__(self, name: str):
         def call(*args, **kwargs) -> Recorder:
-            self.calls.append(f"label:{kwargs.get('text', '')}" if name == "label" else name)
+            if name == "label":
+                self.calls.append(f"label:{kwargs.get('text', '')}")
+            elif name in ("prop", "prop_search"):
+                self.calls.append(f"prop:{args[1]}")
+            elif name == "operator":
+                self.calls.append(f"operator:{args[0]}:{kwargs.get('icon', '')}")
+            else:
+                self.calls.append(name)
             if name in ("prop", "prop_search", "template_ID"):
                 data, prop = args[0], args[1]
                 assert prop in data.bl_rna.properties, f"{name}: {type(data).__name__} has no property {prop!r}"
@@ -293,6 +300,7 @@ def draw_everything(target: bpy.types.Image) -> int:
         for item in getattr(data, prop):
             bpy.types.REGIA_UL_items.draw_item(None, context, Recorder(calls), data, item, 0, data, "", 0)
     draw_everything.labels = [c[len("label:") :] for c in calls if c.startswith("label:")]
+    draw_everything.props = sorted({c[len("prop:") :] for c in calls if c.startswith("prop:")})
     return len(calls)
 
 
@@ -309,7 +317,7 @@ def phase_ui(target: bpy.types.Image) -> None:
         bpy.ops.regia.guide_add(kind=kind, text="x", axis="horizontal")
     added = len(region.guides) - before
     calls = draw_everything(target)
-    labels = draw_everything.labels
+    labels, drawn_props = draw_everything.labels, draw_everything.props
     # A scribble painted on a new canvas the target's size; the region's mask shown as the engine gets it.
     settings.active_region = 0
     region.active_guide = [g.kind for g in region.guides].index("SCRIBBLE")
@@ -332,6 +340,7 @@ def phase_ui(target: bpy.types.Image) -> None:
     emit(
         phase="ui",
         calls=calls,
+        props=drawn_props,
         kinds=kinds,
         missing_icons=missing_icons,
         guide_labels=[label for label in labels if label.split(":")[0] in ("Smoothness", "Saturation", "Symmetry")],
@@ -402,6 +411,101 @@ def phase_clip(target: bpy.types.Image) -> None:
     settings.clip_model, settings.clip_weights, settings.steps = "", "", 24
 
 
+DIFFUSION_PROPS = {"diffusion_model", "sampler", "diffusion_steps", "cfg", "diffusion_strength", "guidance_every",
+                   "guidance_strength", "use_guidance_scale", "guidance_scale"}  # fmt: skip
+OPTIMISER_PROPS = {"optimizer", "lr", "schedule"}
+
+
+def added_properties(target: bpy.types.Image) -> list[tuple[str, str, str]]:
+    """(owner, name, description) of every property the diffusion settings add, and of the preferences."""
+    settings, storyboard = target.regia, bpy.context.scene.regia_storyboard
+    picked = [
+        (settings, DIFFUSION_PROPS | {"generator"}),
+        (settings.regions[0], DIFFUSION_PROPS),
+        (storyboard, DIFFUSION_PROPS | {"generator"}),
+        (prefs().diffusion_models[0], None),
+        (prefs(), None),
+    ]
+    found = []
+    for owner, names in picked:
+        for prop in owner.bl_rna.properties:
+            if prop.identifier not in ("rna_type", "bl_idname") and (names is None or prop.identifier in names):
+                found.append((owner.bl_rna.identifier, prop.name, prop.description))
+    return found
+
+
+def phase_diffusion(target: bpy.types.Image) -> None:
+    """The Diffusion generator through the panel: its settings and model list, what it refuses before the engine
+    sees it, and a job with the tiny random model: two regions' text prompts (one negative), one region's own
+    guidance scale, the face kept."""
+    settings, scene = target.regia, bpy.context.scene
+    preferences, out = addon_module("preferences"), {}
+    # The Diffusion Models list: Add File (as the file browser would call it), a problem on a bad path.
+    model_file = Path(tempfile.mkdtemp()) / "my-model.safetensors"
+    model_file.write_bytes(b"{}")
+    count = len(prefs().diffusion_models)
+    assert bpy.ops.regia.diffusion_model_add_file(filepath=str(model_file)) == {"FINISHED"}
+    added = prefs().diffusion_models[-1]
+    out["added"] = [added.name, added.path, len(prefs().diffusion_models) - count]
+    assert bpy.ops.regia.list_remove(list_id="DIFFUSION_MODELS") == {"FINISHED"}
+    gone = prefs().diffusion_models["Gone"].path
+    problem = preferences.REGIA_OT_diffusion_model_problem.description(None, type("P", (), {"path": gone}))
+    calls: list[str] = []
+    preferences.draw_diffusion_models(Recorder(calls), prefs())
+    for entry in prefs().diffusion_models:
+        bpy.types.REGIA_UL_items.draw_item(None, bpy.context, Recorder(calls), prefs(), entry, 0, prefs(), "", 0)
+    out["prefs"] = [problem, [c for c in calls if "diffusion_model" in c or "ERROR" in c]]
+
+    # Two regions with prompts, one negative; the sky with its own guidance scale.
+    settings.generator, settings.diffusion_steps, settings.preview_every = "diffusion", 4, 1
+    settings.active_region = 0
+    assert bpy.ops.regia.guide_add(kind="TEXT", text="a red sky at dusk") == {"FINISHED"}
+    settings.regions[0].use_guidance_scale, settings.regions[0].guidance_scale = True, 9.0
+    settings.active_region = 1
+    assert bpy.ops.regia.guide_add(kind="NEGATIVE_TEXT", text="houses", weight=0.5) == {"FINISHED"}
+    # Refused before the engine: no model, a model not in the list, Inspiration without CLIP.
+    settings.diffusion_model = ""
+    out["no_model"] = run_op_expecting_error(bpy.ops.regia.generate)
+    settings.diffusion_model = "/somewhere/else.safetensors"
+    out["unlisted"] = run_op_expecting_error(bpy.ops.regia.generate)
+    settings.diffusion_model = "Tiny SD"
+    assert bpy.ops.regia.guide_add(kind="INSPIRATION", image="stripes") == {"FINISHED"}
+    out["inspiration"] = run_op_expecting_error(bpy.ops.regia.generate)
+    bpy.ops.regia.list_remove(list_id="REGION_GUIDES")
+    # The panels with Diffusion chosen (the storyboard's too).
+    scene.regia_storyboard.generator, scene.regia_storyboard.diffusion_model = "diffusion", "Tiny SD"
+    draw_everything(target)
+    out["props"], out["labels"] = draw_everything.props, draw_everything.labels
+    head = addon_module("storyboard_inputs").prepare(scene, []).storyboard
+    out["storyboard"] = [head["width"], head["height"], head["generator"]["kind"], head["models"], head["steps"]]
+    scene.regia_storyboard.generator = "pixels"
+
+    before = pixels(target).copy()
+    assert bpy.ops.regia.generate() == {"FINISHED"}
+    seen = drive(target, timeout=400)
+    result = target.regia_history[-1].image if seen["final"] == "DONE" else None
+    face = np.zeros((H, W), dtype=bool)
+    face[18:30, 24:40] = True
+    out["ran"] = [seen["final"], seen["message"]]
+    out["spec"] = json.loads(result["regia_spec"]) if result is not None else {}
+    out["keep_max_diff"] = float(np.abs(pixels(result)[face, :3] - before[face, :3]).max()) if result else None
+    out["result_size"] = list(result.size) if result is not None else None
+    items = settings.bl_rna.properties["generator"].enum_items
+    icons = bpy.types.UILayout.bl_rna.functions["prop"].parameters["icon"].enum_items.keys()
+    out["generators"] = [(i.identifier, i.name, bool(i.description), i.icon in icons) for i in items]
+    samplers = settings.bl_rna.properties["sampler"].enum_items
+    out["samplers"] = [(i.identifier, i.name, bool(i.description)) for i in samplers]
+    out["properties"] = added_properties(target)
+    emit(phase="diffusion", **out)
+    # Back as it was: the pixels generator, no prompts, the generator's scale.
+    settings.generator, settings.preview_every = "pixels", 4
+    settings.regions[0].use_guidance_scale = False
+    for index in (0, 1):
+        settings.active_region = index
+        settings.regions[index].active_guide = len(settings.regions[index].guides) - 1
+        bpy.ops.regia.list_remove(list_id="REGION_GUIDES")
+
+
 def phase_health(target: bpy.types.Image) -> None:
     engine = addon_module("connection")
     assert bpy.ops.regia.engine_check() == {"FINISHED"}
@@ -436,6 +540,9 @@ def main() -> None:
     prefs().python_path = PYTHON
     prefs().device = "cpu"
     prefs().clip_models = "regia-tiny:random, ViT-B-32:laion2b_s34b_b79k"  # the status line reports on these
+    for label, path in (("Tiny SD", "random:tiny-sd"), ("Gone", "/nonexistent/regia/gone.safetensors")):
+        entry = prefs().diffusion_models.add()  # the managed engine gets --diffusion=PATH for each
+        entry.name, entry.path = label, path
     target = build_scene()
     for phase in PHASES:
         globals()[f"phase_{phase}"](target)

@@ -87,6 +87,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_image_mp=args.max_image_mp,
             device=args.device,
             clip=tuple(args.clip),
+            diffusion=tuple(args.diffusion),
             allow_downloads=args.allow_downloads,
             max_connections=args.max_connections,
             header_timeout=args.header_timeout,
@@ -148,6 +149,14 @@ def add_serve_command(sub: argparse._SubParsersAction, add_threads: Callable[[ar
         default=[],
         metavar="NAME:WEIGHTS",
         help="a CLIP model /health reports as present or missing (repeatable), e.g. ViT-B-32:laion2b_s34b_b79k",
+    )
+    serve_p.add_argument(
+        "--diffusion",
+        action="append",
+        default=[],
+        metavar="WEIGHTS",
+        help="a diffusion model (a diffusers folder or a .safetensors/.ckpt file) /health reports on; jobs over HTTP "
+        "may name only these paths (repeatable)",
     )
     serve_p.add_argument(
         "--offline", action="store_true", help="no downloads (the default for serve; kept for older scripts)"

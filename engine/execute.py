@@ -20,7 +20,10 @@ from .refs import ImageSource
 from .spec import JobSpec
 
 Runner = Callable[..., Result]  # (job, on_progress=..., cancel=...) -> Result
-RUNNERS = {"optimise": "engine.optimize:run"}  # runner family -> "module:function"
+RUNNERS = {  # runner family -> "module:function"
+    "optimise": "engine.optimize:run",
+    "sample": "engine.diffusion.sampler:run",
+}
 
 
 def runner_for(job: PreparedJob) -> Runner:

@@ -105,13 +105,16 @@ Builder = Callable[[object, int, int, "torch.Tensor | None", torch.Generator], n
 
 @dataclass(frozen=True)
 class GeneratorEntry:
-    build: Builder  # (spec config, height, width, init on the CPU or None, rng) -> module
     runner: str  # the runner family that runs it (engine/execute.py)
+    build: Builder | None = None  # (spec config, height, width, init on the CPU or None, rng) -> module, or None
+    # for generators the runner sets up itself (a sampler loads its model when it starts)
+    prompts: bool = False  # text guides are its prompts (they need no CLIP model and become no loss term)
 
 
 GENERATORS: dict[str, GeneratorEntry] = {
-    "pixels": GeneratorEntry(lambda c, h, w, init, rng: PixelPyramid(h, w, c.scales, init, rng), "optimise"),
-    "fourier": GeneratorEntry(lambda c, h, w, init, rng: FourierImage(h, w, c.decay, init, rng), "optimise"),
+    "pixels": GeneratorEntry("optimise", lambda c, h, w, init, rng: PixelPyramid(h, w, c.scales, init, rng)),
+    "fourier": GeneratorEntry("optimise", lambda c, h, w, init, rng: FourierImage(h, w, c.decay, init, rng)),
+    "diffusion": GeneratorEntry("sample", prompts=True),
 }
 
 
@@ -121,10 +124,19 @@ def build_generator(
     width: int,
     init: torch.Tensor | None,
     rng: torch.Generator,
-) -> nn.Module:
-    """The generator of `config.kind`; an unknown kind is a SpecError naming the known ones (never a default)."""
-    entry = GENERATORS.get(config.kind)
-    if entry is None:
-        raise SpecError("generator.kind", "unknown generator", value=config.kind, allowed=", ".join(GENERATORS))
+) -> nn.Module | None:
+    """The generator of `config.kind` (None when its runner sets it up); an unknown kind is a SpecError naming the
+    known ones (never a default)."""
+    entry = generator_entry(config.kind)
+    if entry.build is None:
+        return None
     init_cpu = init.detach().cpu().float() if init is not None else None
     return entry.build(config, height, width, init_cpu, rng)
+
+
+def generator_entry(kind: str) -> GeneratorEntry:
+    """The table's row for a generator kind; an unknown kind is a SpecError naming the known ones."""
+    entry = GENERATORS.get(kind)
+    if entry is None:
+        raise SpecError("generator.kind", "unknown generator", value=kind, allowed=", ".join(GENERATORS))
+    return entry

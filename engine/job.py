@@ -18,7 +18,7 @@ from regia_contract.kinds import CLIP_GUIDE_KINDS, GUIDE_KINDS
 
 from .errors import SpecError, SpecErrors
 from .features import RandomFeatureNet
-from .generators import build_generator
+from .generators import build_generator, generator_entry
 from .guides.base import GuideTerm, StepContext
 from .guides.embolden import EmboldenTerm, bounded_change, max_change
 from .guides.image_losses import SaturationTerm, SymmetryTerm, TotalVariationTerm
@@ -52,7 +52,7 @@ class PreparedJob:
     device: torch.device
     init: torch.Tensor | None
     layout: RegionLayout
-    generator: nn.Module
+    generator: nn.Module | None  # None for generators whose runner sets them up (engine/generators.py)
     terms: list[GuideTerm]
     net: RandomFeatureNet | None
     style_bank: StyleBank | None
@@ -108,8 +108,10 @@ def clip_guides_used(spec: JobSpec) -> bool:
 
 
 def _clip_problems(spec: JobSpec) -> list[SpecError]:
-    """CLIP guides need models.clip set and its weights on this machine (checked without loading them)."""
-    guide_fields = _clip_guide_fields(spec)
+    """CLIP guides need models.clip set and its weights on this machine (checked without loading them). Text guides
+    need none with a generator that takes them as prompts."""
+    prompts = generator_entry(spec.generator.kind).prompts
+    guide_fields = [(field, kind) for field, kind in _clip_guide_fields(spec) if not (prompts and kind == "text")]
     if not guide_fields:
         return []  # models.clip without CLIP guides is fine: nothing loads it
     clip = spec.models.clip
@@ -132,11 +134,30 @@ def _clip_problems(spec: JobSpec) -> list[SpecError]:
     return []
 
 
+def _diffusion_problems(spec: JobSpec) -> list[SpecError]:
+    """The diffusion generator needs models.diffusion, with its weights on this machine (checked without loading)."""
+    if spec.generator.kind != "diffusion":
+        return []
+    if spec.models.diffusion is None:
+        return [
+            SpecError(
+                "models.diffusion",
+                "the diffusion generator needs a model: set models.diffusion.weights",
+                allowed="a diffusers folder, a .safetensors or .ckpt file (SD 1.x, 2.x, SDXL), or 'random:tiny-sd' "
+                "(tests only)",
+            )
+        ]
+    from .diffusion.weights import check_diffusion_available  # diffusers loads only for jobs that use it
+
+    missing = check_diffusion_available(spec.models.diffusion.weights)
+    return [] if missing is None else [missing]
+
+
 def check_capabilities(spec: JobSpec) -> None:
     """What this engine cannot run, found from the spec alone (no images, no model loading, no network): CLIP
-    guides without models.clip or with weights not on this machine, keep or embolden without an init image.
-    prepare_job runs it first; the server runs it at submission."""
-    problems = _clip_problems(spec)
+    guides without models.clip or with weights not on this machine, the diffusion generator without its model,
+    keep or embolden without an init image. prepare_job runs it first; the server runs it at submission."""
+    problems = _clip_problems(spec) + _diffusion_problems(spec)
     for index, region in enumerate(spec.regions):
         if region.mode in ("keep", "embolden") and spec.init is None:
             problems.append(
@@ -212,6 +233,13 @@ def _loss_shorthand(spec: JobSpec) -> list[GuideTerm]:
     ]
 
 
+def _generator(
+    spec: JobSpec, init: torch.Tensor | None, rng: torch.Generator, device: torch.device
+) -> nn.Module | None:
+    generator = build_generator(spec.generator, spec.height, spec.width, init, rng)
+    return None if generator is None else generator.to(device)
+
+
 def prepare_job(spec: JobSpec, source: ImageSource, device: torch.device) -> PreparedJob:
     """Everything a job needs, loaded, checked and built: a SpecError naming the field before any step runs."""
     spec = apply_preset(spec)
@@ -219,6 +247,8 @@ def prepare_job(spec: JobSpec, source: ImageSource, device: torch.device) -> Pre
     loader = ImageLoader(source, spec.width, spec.height)
     init, layout = _load_canvas(spec, loader, device)
     placed = placements(spec, layout)
+    if generator_entry(spec.generator.kind).prompts:  # its text guides are prompts, not loss terms
+        placed = [place for place in placed if place.guide.kind != "text"]
     needs_net = any(GUIDES[place.guide.kind].features for place in placed)
     ctx = BuildContext(spec, device, loader, layout, init, feature_net(device) if needs_net else None)
     ctx.style_rows = sorted({place.row for place in placed if place.guide.kind == "style"})
@@ -231,7 +261,7 @@ def prepare_job(spec: JobSpec, source: ImageSource, device: torch.device) -> Pre
         device=device,
         init=init,
         layout=layout,
-        generator=build_generator(spec.generator, spec.height, spec.width, init, rng).to(device),
+        generator=_generator(spec, init, rng, device),
         terms=terms,
         net=ctx.net,
         style_bank=StyleBank(layout.guided[ctx.style_rows], ctx.style_terms) if ctx.style_terms else None,

@@ -8,15 +8,26 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
+from regia_contract.kinds import DIFFUSION_SAMPLERS
+from regia_contract.limits import MAX_CFG, MAX_STEPS
 from regia_contract.storyboard import DEFAULT_SUBJECT, PROMPT_SLOT, STYLE_PROMPT_WEIGHT
 
 from .errors import SpecError
 from .guides.kinds import PaletteGuide, TextGuide
 from .spec import JobSpec, Losses
 from .spec_types import HexColor, Strict, Weight
+
+
+class PresetDiffusion(Strict):
+    """What a preset sets for the diffusion generator, where the spec leaves it unset."""
+
+    sampler: Literal[DIFFUSION_SAMPLERS] | None = None  # type: ignore[valid-type]
+    steps: int | None = Field(default=None, ge=1, le=MAX_STEPS)
+    cfg: float | None = Field(default=None, ge=0.0, le=MAX_CFG)
 
 
 class Preset(Strict):
@@ -27,6 +38,7 @@ class Preset(Strict):
     palette: list[HexColor] = Field(default_factory=list, max_length=64)
     palette_weight: Weight = 0.0
     losses: Losses = Field(default_factory=Losses)
+    diffusion: PresetDiffusion = Field(default_factory=PresetDiffusion)
 
 
 def presets_dir() -> Path:
@@ -63,10 +75,28 @@ def apply_preset(spec: JobSpec, folder: Path | None = None) -> JobSpec:
     guides = list(spec.guides)
     if preset.palette and preset.palette_weight != 0 and not any(g.kind == "palette" for g in guides):
         guides.append(PaletteGuide(kind="palette", colors=preset.palette, weight=preset.palette_weight))
-    if spec.models.clip is not None:  # the style prompt needs CLIP; without a model the preset still gives the rest
+    # The style prompt needs CLIP, or a generator that takes prompts; without either the preset still gives the rest.
+    if spec.models.clip is not None or spec.generator.kind == "diffusion":
         # Idempotent, like the palette: a spec whose preset was applied already (spec.resolved.json) gains nothing.
         guides.extend(g for g in style_prompts(preset, _subject(spec.guides)) if g not in guides)
-    return spec.model_copy(update={"losses": losses, "guides": guides})
+    update: dict[str, Any] = {"losses": losses, "guides": guides}
+    if spec.generator.kind == "diffusion":
+        update |= _diffusion_defaults(spec, preset.diffusion)
+    return spec.model_copy(update=update)
+
+
+def _diffusion_defaults(spec: JobSpec, preset: PresetDiffusion) -> dict[str, Any]:
+    """The preset's sampler, cfg and steps for a diffusion job, where the spec did not set them."""
+    generator = spec.generator
+    changes = {
+        key: getattr(preset, key)
+        for key in ("sampler", "cfg")
+        if getattr(preset, key) is not None and key not in generator.model_fields_set
+    }
+    update: dict[str, Any] = {"generator": generator.model_copy(update=changes)} if changes else {}
+    if preset.steps is not None and "steps" not in spec.model_fields_set:
+        update["steps"] = preset.steps
+    return update
 
 
 def _subject(guides: list) -> list[str]:

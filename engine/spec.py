@@ -12,16 +12,25 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from regia_contract import SPEC_VERSION
-from regia_contract.kinds import CANVAS_GUIDE_KINDS, GENERATOR_KINDS, GUIDE_KINDS, LOSS_GUIDE_KINDS
+from regia_contract.kinds import (
+    CANVAS_GUIDE_KINDS,
+    DIFFUSION_SAMPLERS,
+    GENERATOR_KINDS,
+    GUIDE_KINDS,
+    LOSS_GUIDE_KINDS,
+)
 from regia_contract.limits import (
+    DEFAULT_CFG,
+    DEFAULT_DIFFUSION_STEPS,
     DEFAULT_LR,
     DEFAULT_PREVIEW_EVERY,
     DEFAULT_SIDE,
     DEFAULT_STEPS,
     DEFAULT_STRENGTH,
+    MAX_CFG,
     MAX_FEATHER,
     MAX_GUIDES,
     MAX_NAME,
@@ -52,6 +61,15 @@ class Region(Strict):
     feather: float = Field(default=0.0, ge=0.0, le=MAX_FEATHER, description="Soft edge width in pixels")
     mode: Literal["edit", "keep", "embolden"] = "edit"
     strength: float = Field(default=DEFAULT_STRENGTH, ge=0.0, le=MAX_STRENGTH, description="How far embolden goes")
+    guidance_scale: float | None = Field(
+        default=None, ge=0.0, le=MAX_CFG, description="The diffusion generator's guidance scale here (None: its cfg)"
+    )
+    init_strength: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="The diffusion generator's strength here: how far from init.image (None: the generator's)",
+    )
     guides: list[Guide] = Field(default_factory=list, max_length=MAX_GUIDES)
 
     @model_validator(mode="after")
@@ -78,7 +96,23 @@ class FourierGenerator(Strict):
     decay: float = Field(default=1.5, ge=0.0, le=3.0)
 
 
-Generator = Annotated[PixelsGenerator | FourierGenerator, Field(discriminator="kind")]
+class DiffusionGenerator(Strict):
+    """A latent diffusion model (models.diffusion) sampled with diffusers' schedulers. Text guides are its prompts,
+    one per region (masked cross-attention, one UNet pass per step); the other guides pull on its predicted image."""
+
+    kind: Literal["diffusion"]
+    sampler: Literal[DIFFUSION_SAMPLERS] = "euler"  # type: ignore[valid-type]
+    cfg: float = Field(default=DEFAULT_CFG, ge=0.0, le=MAX_CFG, description="Classifier-free guidance scale")
+    strength: float = Field(
+        default=1.0, gt=0.0, le=1.0, description="With init.image: how far from it (1 = from noise; keep still holds)"
+    )
+    guidance_every: int = Field(
+        default=2, ge=1, le=1000, description="Guides other than text pull on the predicted image every this many steps"
+    )
+    guidance_strength: float = Field(default=1.0, ge=0.0, le=100.0, description="How hard those guides pull")
+
+
+Generator = Annotated[PixelsGenerator | FourierGenerator | DiffusionGenerator, Field(discriminator="kind")]
 
 
 class Optimizer(Strict):
@@ -110,8 +144,17 @@ class ClipModel(Strict):
     weights: str = Field(min_length=1, max_length=1024, description="open_clip tag, local file, or 'random'")
 
 
+class DiffusionModel(Strict):
+    weights: str = Field(
+        min_length=1,
+        max_length=1024,
+        description="A diffusers folder, a .safetensors/.ckpt file (SD 1.x, 2.x, SDXL), or 'random:<config>' (tests)",
+    )
+
+
 class Models(Strict):
     clip: ClipModel | None = None
+    diffusion: DiffusionModel | None = None
 
 
 class Cutouts(Strict):
@@ -143,6 +186,25 @@ class JobSpec(Strict):
     models: Models = Field(default_factory=Models)
     cutouts: Cutouts = Field(default_factory=Cutouts)
     preview_every: int = Field(default=DEFAULT_PREVIEW_EVERY, ge=0, le=MAX_STEPS, description="0 means no previews")
+
+    @model_validator(mode="after")
+    def _diffusion_steps(self) -> JobSpec:
+        """A diffusion sampler needs tens of steps, not the optimiser's hundreds: its default when steps is unset."""
+        if self.generator.kind == "diffusion" and "steps" not in self.model_fields_set:
+            self.steps = DEFAULT_DIFFUSION_STEPS
+        return self
+
+    @field_validator("regions")
+    @classmethod
+    def _region_strength_needs_an_init(cls, regions: list[Region], info: ValidationInfo) -> list[Region]:
+        generator, init = info.data.get("generator"), info.data.get("init")
+        for index, region in enumerate(regions):
+            if region.init_strength is not None and (init is None or getattr(generator, "kind", "") != "diffusion"):
+                raise ValueError(
+                    f"regions[{index}].init_strength is {region.init_strength}: a region's own strength needs "
+                    "init.image and the diffusion generator; leave it unset"
+                )
+        return regions
 
     @field_validator("regions")
     @classmethod

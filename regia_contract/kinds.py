@@ -57,7 +57,8 @@ LOSS_GUIDE_KINDS = ("tv", "saturation", "symmetry")  # also the top-level `losse
 
 SYMMETRY_AXES = ("vertical", "horizontal")  # vertical: left and right mirror each other
 REGION_MODES = ("edit", "keep", "embolden")
-GENERATOR_KINDS = ("pixels", "fourier")
+GENERATOR_KINDS = ("pixels", "fourier", "diffusion")
+DIFFUSION_SAMPLERS = ("euler", "euler_ancestral", "ddim", "dpmpp_2m")  # diffusers schedulers, by their usual names
 OPTIMIZER_KINDS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "linear")
 SEED_RULES = ("fixed", "per_shot")

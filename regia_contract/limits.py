@@ -17,6 +17,8 @@ MAX_FEATHER = 256.0  # pixels
 MAX_STRENGTH, DEFAULT_STRENGTH = 4.0, 1.0  # embolden
 DEFAULT_PREVIEW_EVERY = 10
 DEFAULT_LR = 0.05
+MAX_CFG, DEFAULT_CFG = 30.0, 7.0  # classifier-free guidance scale of the diffusion generator
+DEFAULT_DIFFUSION_STEPS = 30
 
 # ---- a storyboard file --------------------------------------------------------------------------------------------
 MAX_SHOTS = 999  # shot files are numbered with three digits

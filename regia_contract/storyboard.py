@@ -42,8 +42,9 @@ def shot_seed(board: dict[str, Any], index: int) -> int:
 
 def shared_guides(board: dict[str, Any], index: int) -> list[tuple[str, dict[str, Any]]]:
     """(storyboard field it comes from, guide) for the guides every shot gets, in the order they stand in a shot's
-    job: one style guide per style image, the palette, then, only with models.clip, the CLIP text (the shot's
-    description and negative, the style prompt with "{prompt}" replaced, the style negative)."""
+    job: one style guide per style image, the palette, then, only with models.clip or the diffusion generator (whose
+    prompts they are), the text (the shot's description and negative, the style prompt with "{prompt}" replaced,
+    the style negative)."""
     style, shot = board.get("style") or {}, board["shots"][index]
     weight = style.get("weight", DEFAULT_STYLE_WEIGHT)
     guides: list[tuple[str, dict[str, Any]]] = [
@@ -54,8 +55,9 @@ def shared_guides(board: dict[str, Any], index: int) -> list[tuple[str, dict[str
         palette = {"kind": "palette", "colors": list(style["palette"]),
                    "weight": style.get("palette_weight", DEFAULT_PALETTE_WEIGHT)}  # fmt: skip
         guides.append(("style.palette", palette))
-    if not (board.get("models") or {}).get("clip"):
-        return guides  # text needs CLIP: a storyboard without a model gets the rest of its style
+    takes_prompts = (board.get("generator") or {}).get("kind") == "diffusion"
+    if not ((board.get("models") or {}).get("clip") or takes_prompts):
+        return guides  # text needs CLIP or a generator that takes prompts; without either the rest of the style
     description = shot.get("description", "")
     subject = description.strip() or DEFAULT_SUBJECT
     texts = (

@@ -63,6 +63,21 @@ def client_path_problem(spec: JobSpec, config: ServerConfig) -> SpecError | None
     )
 
 
+def diffusion_path_problem(spec: JobSpec, config: ServerConfig) -> SpecError | None:
+    """A diffusion model's path is taken over HTTP only when the server was started with it (--diffusion PATH);
+    `random:<config>` needs no path."""
+    model = spec.models.diffusion
+    if model is None or model.weights.startswith("random:") or model.weights in config.diffusion:
+        return None
+    return SpecError(
+        "models.diffusion.weights",
+        "a diffusion model path sent over HTTP is taken only when the server was started with it "
+        "(--diffusion PATH); no client string becomes a file-system path",
+        value=model.weights,
+        allowed=", ".join(config.diffusion) or "none configured: start the server with --diffusion PATH",
+    )
+
+
 def runnable_problems(spec: JobSpec, config: ServerConfig) -> list[SpecError]:
     """What this engine cannot run (an unknown preset, CLIP guides without their weights, keep without init), as
     `python -m engine validate` reports it: refused at submission instead of failing later.
@@ -71,9 +86,9 @@ def runnable_problems(spec: JobSpec, config: ServerConfig) -> list[SpecError]:
         resolved = apply_preset(spec)
     except SpecError as exc:
         return [exc]
-    refused = client_path_problem(resolved, config)
-    if refused is not None:
-        return [refused]
+    refused = [p for p in (client_path_problem(resolved, config), diffusion_path_problem(resolved, config)) if p]
+    if refused:
+        return refused
     try:
         check_capabilities(resolved)
     except SpecErrors as exc:

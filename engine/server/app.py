@@ -76,6 +76,13 @@ def _open_data_dir(config: ServerConfig, log: JsonLog | None) -> JsonLog:
 
 
 def _log_missing_models(config: ServerConfig, log: JsonLog) -> None:
+    if config.diffusion:
+        from ..diffusion.weights import check_diffusion_available
+
+        for weights in config.diffusion:
+            problem = check_diffusion_available(weights)
+            if problem is not None:
+                log.write("model missing", model=weights, error=str(problem))
     if config.clip:  # open_clip loads here, at start, not inside the first /health request
         from ..models import check_clip_available
 

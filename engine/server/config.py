@@ -27,6 +27,7 @@ class ServerConfig:
     max_image_mp: int = 25  # the pixel budget of any one image, in megapixels (a 6000x4000 photo fits)
     device: str = "auto"
     clip: tuple[str, ...] = ()  # NAME:WEIGHTS models /health reports on (--clip)
+    diffusion: tuple[str, ...] = ()  # diffusion model weights /health reports on, and the only paths jobs may name
     allow_downloads: bool = False  # --allow-downloads: jobs may fetch uncached CLIP tags; never by default
     max_spec_bytes: int = MIB  # a spec is small JSON; a bigger body is a mistake or an attack
     max_connections: int = 64  # open connections; past it the oldest idle one is closed, else 503

@@ -35,6 +35,17 @@ def models_report(config: ServerConfig) -> dict[str, list[str]]:
     return report
 
 
+def diffusion_report(config: ServerConfig) -> dict[str, list[str]]:
+    """Each --diffusion model present or missing: a file or folder check, no loading."""
+    report: dict[str, list[str]] = {"present": [], "missing": []}
+    if config.diffusion:
+        from ..diffusion.weights import check_diffusion_available
+
+        for weights in config.diffusion:
+            report["present" if check_diffusion_available(weights) is None else "missing"].append(weights)
+    return report
+
+
 @router.get("/health", response_model=None, responses={200: {"model": Health}})
 async def health(request: Request) -> JSONResponse:
     state = request.app.state
@@ -44,6 +55,7 @@ async def health(request: Request) -> JSONResponse:
             "offline": offline(),
             "downloads": state.config.allow_downloads,
             "models": models_report(state.config),
+            "diffusion_models": diffusion_report(state.config),
             "queue": state.jobs.counts(),
         }
     )

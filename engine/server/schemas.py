@@ -74,6 +74,7 @@ class Health(BaseModel):
     offline: bool
     downloads: bool
     models: HealthModels
+    diffusion_models: HealthModels  # the --diffusion models, present or missing
     limits: HealthLimits
     queue: QueueCounts
 

@@ -54,6 +54,9 @@ TOOLTIPS = {
     "use_guidance_scale": "Give this region a CFG scale of its own, instead of the generator's (embolden regions get "
     "a higher one unless set here)",
     "guidance_scale": "This region's classifier-free guidance scale: how closely it follows its prompts",
+    "use_own_strength": "Give this region a strength of its own, instead of the Settings' Strength: lower keeps "
+    "more of the target here (the region joins the sampling later, from the target with less noise)",
+    "own_strength": "This region's strength: how far it may move from the target (1 starts from noise)",
 }
 
 

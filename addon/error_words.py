@@ -61,7 +61,8 @@ def field_label(field: str, spec: dict[str, Any] | None) -> str | None:
         if guide:
             guides = regions[index].get("guides") or [] if index < len(regions) else []
             return f"{label}, {_guide(guides, int(guide.group(1)), '')}"
-        return {".mask": f"{label} mask", ".guidance_scale": f"{label} guidance scale"}.get(rest, label)
+        words = {".mask": "mask", ".guidance_scale": "guidance scale", ".init_strength": "strength"}
+        return f"{label} {words[rest]}" if rest in words else label
     guide = GUIDE_RE.fullmatch(field)
     if guide:
         return _guide(spec.get("guides") or [], int(guide.group(1)), " for all regions")

@@ -60,6 +60,7 @@ class RegionInput:
     strength: float = 1.0
     guides: list[GuideInput] = field(default_factory=list)
     guidance_scale: float | None = None  # the diffusion generator's CFG scale here; None: the generator's
+    init_strength: float | None = None  # the diffusion generator's strength here (with the target); None: its own
 
 
 @dataclass
@@ -268,6 +269,8 @@ def region_spec(
         out["strength"] = float(region.strength)
     if region.guidance_scale is not None and region.mode != "keep":  # set only with the diffusion generator
         out["guidance_scale"] = float(region.guidance_scale)
+    if region.init_strength is not None and region.mode != "keep" and use_init:  # how far from the target, here
+        out["init_strength"] = float(region.init_strength)
     if region.mode != "keep":  # a keep region's guides stay in the panel but do nothing, as the engine requires
         out["guides"] = [
             guide_spec(g, f"{where} guides[{i}]", target_size, canvas, blobs) for i, g in enumerate(region.guides)

@@ -80,6 +80,18 @@ def test_text_guides_stay_text_guides_and_a_region_has_its_own_scale_only_when_s
     assert [r.guidance_scale for r in regions] == [9.5, None, None]
 
 
+def test_a_regions_own_strength_goes_in_only_with_the_target_as_start() -> None:
+    job = _job()
+    job.regions[0].init_strength, job.regions[2].init_strength = 0.3, 0.2
+    sky, ground, face = build_job(job).spec["regions"]
+    assert sky["init_strength"] == 0.3 and "init_strength" not in ground and "init_strength" not in face
+    assert validate_spec(build_job(job).spec).regions[0].init_strength == 0.3
+    fresh = _job(use_init=False)
+    fresh.regions = [fresh.regions[0]]
+    fresh.regions[0].init_strength = 0.3
+    assert "init_strength" not in build_job(fresh).spec["regions"][0]  # no target to keep: nothing to be near
+
+
 def test_other_generators_keep_their_spec() -> None:
     spec = build_job(_job(generator="pixels", regions=[], guides=[])).spec
     assert spec["generator"] == {"kind": "pixels"} and spec["optimizer"]["kind"] == "adam"
@@ -191,6 +203,7 @@ def test_engine_errors_about_diffusion_fields_use_the_panels_names() -> None:
     assert field_label("generator.cfg", spec) == "CFG Scale"
     assert field_label("generator.guidance_every", spec) == "Guidance Every"
     assert field_label("regions[0].guidance_scale", spec) == "Region 'sky' guidance scale"
+    assert field_label("regions[0].init_strength", spec) == "Region 'sky' strength"
     assert field_label("width", spec) == "Size"
 
 

@@ -185,6 +185,7 @@ def test_a_diffusion_job_runs_from_the_panel_with_prompts_per_region_and_its_own
     assert {"kind": "text", "prompt": "a red sky at dusk", "weight": 1.0} in sky["guides"]
     assert {"kind": "text", "prompt": "houses", "weight": -0.5} in ground["guides"]
     assert sky["guidance_scale"] == 9.0 and "guidance_scale" not in ground and face["mode"] == "keep"
+    assert ground["init_strength"] == 0.6 and "init_strength" not in sky  # the ground's own strength
     checked = validate_spec(spec)
     assert checked.generator.kind == "diffusion" and "optimizer" not in spec
     assert diffusion["result_size"] == [64, 48]
@@ -203,7 +204,8 @@ def test_the_panels_show_the_diffusion_settings_instead_of_the_optimisers(run: d
     diffusion = run["diffusion"]
     shown = set(diffusion["props"])
     assert {"diffusion_model", "sampler", "cfg", "diffusion_strength", "guidance_every", "guidance_strength",
-            "diffusion_steps", "use_guidance_scale", "guidance_scale"} <= shown  # fmt: skip
+            "diffusion_steps", "use_guidance_scale", "guidance_scale", "use_own_strength",
+            "own_strength"} <= shown  # fmt: skip
     assert not {"optimizer", "lr", "schedule"} & shown
     assert "Canvas 64 x 48 (multiples of 8 for Diffusion)" in diffusion["labels"]
     assert "Shots are 320 x 184: multiples of 8 for Diffusion" in diffusion["labels"]

@@ -113,6 +113,7 @@ def region_inputs(owner: bpy.types.PropertyGroup, size: tuple[int, int], diffusi
             strength=_float(r.strength),
             guides=[guide_input(g) for g in r.guides],
             guidance_scale=_float(r.guidance_scale) if diffusion and r.use_guidance_scale else None,
+            init_strength=_float(r.own_strength) if diffusion and r.use_own_strength else None,
         )
         for r in owner.regions
         if r.enabled

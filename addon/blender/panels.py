@@ -127,6 +127,8 @@ class REGIA_PT_regions(_TargetPanel):
             col.prop(region, "strength")
         if settings.generator == DIFFUSION:
             draw_guidance_scale(col, region)
+            if settings.use_init and region.mode != "keep":
+                draw_own_strength(col, region)
         if region.mode == "keep":
             layout.label(text="A keep region stays exactly as in the target", icon="LOCKED")
         else:
@@ -211,6 +213,15 @@ def draw_guidance_scale(layout: bpy.types.UILayout, region: bpy.types.PropertyGr
     sub = row.row(align=True)
     sub.active = region.use_guidance_scale
     sub.prop(region, "guidance_scale", text="")
+
+
+def draw_own_strength(layout: bpy.types.UILayout, region: bpy.types.PropertyGroup) -> None:
+    """A region's own strength (diffusion, with Start from Target): a checkbox, and the value it turns on."""
+    row = layout.row(align=True)
+    row.prop(region, "use_own_strength")
+    sub = row.row(align=True)
+    sub.active = region.use_own_strength
+    sub.prop(region, "own_strength", text="")
 
 
 class REGIA_PT_history(_TargetPanel):

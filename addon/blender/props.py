@@ -151,6 +151,11 @@ class RegiaRegion(bpy.types.PropertyGroup):
         name="Guidance Scale", default=diffusion.DEFAULT_SCALE, min=0.0, max=MAX_CFG, soft_max=15.0, precision=1,
         description=diffusion.TOOLTIPS["guidance_scale"],
     )  # fmt: skip
+    use_own_strength: BoolProperty(name="Own Strength", description=diffusion.TOOLTIPS["use_own_strength"])
+    own_strength: FloatProperty(
+        name="Strength", default=0.5, min=0.01, max=1.0, precision=2, subtype="FACTOR",
+        description=diffusion.TOOLTIPS["own_strength"],
+    )  # fmt: skip
     guides: CollectionProperty(type=RegiaGuide)
     active_guide: IntProperty(name="Active Guide")
 

@@ -412,7 +412,8 @@ def phase_clip(target: bpy.types.Image) -> None:
 
 
 DIFFUSION_PROPS = {"diffusion_model", "sampler", "diffusion_steps", "cfg", "diffusion_strength", "guidance_every",
-                   "guidance_strength", "use_guidance_scale", "guidance_scale"}  # fmt: skip
+                   "guidance_strength", "use_guidance_scale", "guidance_scale", "use_own_strength",
+                   "own_strength"}  # fmt: skip
 OPTIMISER_PROPS = {"optimizer", "lr", "schedule"}
 
 
@@ -463,6 +464,7 @@ def phase_diffusion(target: bpy.types.Image) -> None:
     settings.regions[0].use_guidance_scale, settings.regions[0].guidance_scale = True, 9.0
     settings.active_region = 1
     assert bpy.ops.regia.guide_add(kind="NEGATIVE_TEXT", text="houses", weight=0.5) == {"FINISHED"}
+    settings.regions[1].use_own_strength, settings.regions[1].own_strength = True, 0.6
     # Refused before the engine: no model, a model not in the list, Inspiration without CLIP.
     settings.diffusion_model = ""
     out["no_model"] = run_op_expecting_error(bpy.ops.regia.generate)
@@ -499,7 +501,7 @@ def phase_diffusion(target: bpy.types.Image) -> None:
     emit(phase="diffusion", **out)
     # Back as it was: the pixels generator, no prompts, the generator's scale.
     settings.generator, settings.preview_every = "pixels", 4
-    settings.regions[0].use_guidance_scale = False
+    settings.regions[0].use_guidance_scale = settings.regions[1].use_own_strength = False
     for index in (0, 1):
         settings.active_region = index
         settings.regions[index].active_guide = len(settings.regions[index].guides) - 1

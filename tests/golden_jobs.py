@@ -2,9 +2,9 @@
 kind, mode and generator that specs used before per-region losses existed.
 
 `python tests/golden_jobs.py OUT_DIR` runs them all (CPU, one thread) through `engine.cli.run_spec_file`, which every
-version of the engine has, and writes OUT_DIR/<name>.png and OUT_DIR/fingerprint.json. tests/data/golden/ holds
-what the engine gave before its guides moved into a table (commit 2d7b013); tests/test_golden.py runs the same jobs
-now and compares.
+version of the engine has, and writes OUT_DIR/<name>.png and OUT_DIR/fingerprint.json. tests/data/golden/<CPU>/
+holds what the engine gave before its guides moved into a table (commit 2d7b013), a set per CPU kernel family;
+tests/test_golden.py runs the same jobs now and compares.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 # The suite runs on every core, a test file per worker (module fixtures, e.g. one engine server, stay shared).
 PARALLEL := -n auto --dist loadfile
 
-.PHONY: help venv demo engine-demo test test-fast test-perf test-bpy42 lint format bench schema extension clean distclean
+.PHONY: help venv demo engine-demo test test-fast test-perf test-bpy42 lint format bench schema extension requirements clean distclean
 
 help:
 	@echo "make demo       the main job through the Blender add-on (headless bpy, managed engine); writes out/demo/"
@@ -30,6 +30,7 @@ help:
 	@echo "make bench      run every bench/*.py script"
 	@echo "make schema     print the job spec's JSON Schema"
 	@echo "make extension  validate and build the Blender extension zip into dist/"
+	@echo "make requirements  write addon/engine_requirements.txt (what Install Engine installs) from pyproject.toml"
 	@echo "make clean      remove outputs and caches (keeps .venv); distclean removes .venv too"
 
 venv: $(STAMP)
@@ -85,7 +86,12 @@ bench: $(STAMP)
 schema: $(STAMP)
 	@$(PY) -m engine schema
 
-extension: $(STAMP)
+# Install Engine reads the engine's pins from a file inside the extension (the zip carries no pyproject.toml).
+requirements: addon/engine_requirements.txt
+addon/engine_requirements.txt: pyproject.toml addon/install_plan.py
+	$(PYTHON) addon/install_plan.py pyproject.toml
+
+extension: $(STAMP) addon/engine_requirements.txt
 	cli=$$(ls $(BLENDER_EXT_GLOB) | head -n 1); \
 	$(PY) "$$cli" validate .; \
 	mkdir -p dist; \

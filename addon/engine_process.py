@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .engine_client import EngineClient
+from .install_plan import install_hint
 
 STARTING, READY, EXITED, STOPPED = "starting", "ready", "exited", "stopped"
 HOST = "127.0.0.1"
@@ -38,7 +39,6 @@ LOCK_FILE_NAME = "engine.pid"  # held by the engine server (engine/server/datadi
 TOKEN_ENV = "REGIA_ENGINE_TOKEN"
 DATA_DIR_SLOTS = 9  # Blender instances at once, each with its own managed engine
 TAIL_BYTES = 16_384  # enough of the log for the last traceback
-REQUIREMENTS = ("torch", "numpy", "pillow", "scipy", "pydantic", "fastapi", "uvicorn", "tqdm")
 
 # Runs `engine` as `python -m engine` would, after asking Linux to SIGTERM it when its parent dies (even by SIGKILL).
 # argv[1] is the parent's pid, or 0 to skip: the signal follows the *thread* that started the process, so it is set
@@ -95,17 +95,17 @@ def interpreter_problem(python: str | os.PathLike[str]) -> str | None:
 
 
 def missing_modules_message(python: str, root: Path, missing: list[str]) -> str:
-    """The fix for an interpreter without the engine's packages: install them, or use a Python that has them."""
-    if (root / "pyproject.toml").is_file():  # a source checkout; the extension zip carries no pyproject
-        fix = f"`{python} -m pip install -e {root}`"
-    else:
-        fix = f"`{python} -m pip install {' '.join(REQUIREMENTS)}`"
+    """The fix for an interpreter without the engine's packages: Install Engine, or install them (the pinned list
+    shipped in the extension, install_plan.REQUIREMENTS_FILE), or use a Python that has them."""
+    source = (root / "pyproject.toml").is_file()  # a source checkout; the extension zip carries no pyproject
+    fix = f"`{python} -m pip install -e {root}`" if source else install_hint(python)
     others = f" (nor {', '.join(missing[1:])})" if len(missing) > 1 else ""
     venv = root / ".venv" / "bin" / "python"
     such_as = f", such as {venv}" if venv.is_file() else ""
     return (
-        f"{python} has no module named {missing[0]}{others}: install the engine's requirements into it with {fix} "
-        f"or point Regia at a Python that has them{such_as}"
+        f"{python} has no module named {missing[0]}{others}: press Install Engine in Regia's preferences (it makes "
+        f"an environment of its own), or install the engine's requirements into it with {fix}, or point Regia at a "
+        f"Python that has them{such_as}"
     )
 
 

@@ -18,7 +18,7 @@ SETTINGS = {
     "height": "Size",
     "models": "CLIP model",
     "cutouts": "CLIP cutouts",
-    "optimizer": "Optimiser",
+    "optimizer": "Optimizer",
     "generator": "Generator",
     "losses": "Losses",
     "preset": "Preset",

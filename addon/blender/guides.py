@@ -11,7 +11,7 @@ from bpy.props import EnumProperty, FloatProperty, StringProperty
 
 from ...regia_contract.limits import MAX_WEIGHT
 from ..guide_kinds import DEFAULT_KIND, KINDS, WEIGHT_TOOLTIP, axis_items, display_value, enum_items
-from .images import new_image, open_for_painting
+from .images import mark_helper, new_image, open_for_painting
 from .lists import LISTS, active_item, draw_list, list_row, resolve
 
 
@@ -28,7 +28,7 @@ class REGIA_OT_guide_add(bpy.types.Operator):
     kind: EnumProperty(name="Kind", items=enum_items(), default=DEFAULT_KIND, description="What the guide asks for")
     text: StringProperty(name="Text", description="The prompt, for a text guide")
     image: StringProperty(name="Image", description="The name of the guide's image, for an image guide")
-    colors: StringProperty(name="Colours", description="Hex colours for a palette guide (empty: the default ones)")
+    colors: StringProperty(name="Colors", description="Hex colors for a palette guide (empty: the default ones)")
     axis: EnumProperty(name="Axis", items=axis_items(), description="The mirror's axis, for a symmetry guide")
     weight: FloatProperty(name="Weight", default=1.0, min=-MAX_WEIGHT, max=MAX_WEIGHT, description=WEIGHT_TOOLTIP)
 
@@ -68,8 +68,9 @@ class REGIA_OT_guide_new_canvas(bpy.types.Operator):
         canvas = found[0].canvas(context) if found is not None and found[0].canvas is not None else None
         if kind is None or kind.image != "canvas" or canvas is None:
             return {"CANCELLED"}
-        name, width, height = canvas
-        guide.image = new_image(f"{name} {kind.label.lower()}", width, height, kind.paper, alpha=kind.paper[3] < 1)
+        image = new_image(f"{canvas.name} {kind.label.lower()}", canvas.width, canvas.height, kind.paper,
+                          alpha=kind.paper[3] < 1)  # fmt: skip
+        guide.image = mark_helper(image, "canvas", canvas.target)
         open_for_painting(context, guide.image)
         return {"FINISHED"}
 

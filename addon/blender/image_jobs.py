@@ -11,7 +11,7 @@ import bpy
 from ..job_tracker import Job, Key
 from ..naming import next_result_name, preview_name
 from ..spec_builder import BuiltJob
-from .images import load_png, show_in_editors
+from .images import load_png, mark_helper, show_in_editors
 from .jobs import TRACKER, StatusView, ensure_timer, poll
 from .paths import file_stem, user_dir, write_file
 
@@ -39,7 +39,7 @@ class ImageJobView(StatusView):
         path = user_dir("previews") / f"{file_stem(target.name)}.png"
         write_file(path, png)
         existing = bpy.data.images.get(name)
-        preview = load_png(path, name, existing)
+        preview = mark_helper(load_png(path, name, existing), "preview", target.name)
         if existing is None:
             show_in_editors(preview, replacing={target.name})
 

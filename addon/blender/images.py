@@ -8,6 +8,7 @@ import bpy
 import numpy as np
 
 from ..pixels import from_blender, linear_to_srgb, to_blender
+from .owners import HELPER_KEY, TARGET_KEY
 
 # Colour spaces whose pixels Blender stores as display values already; anything else is linear.
 _DISPLAY_SPACES = {"sRGB", "Non-Color", "Filmic sRGB", "AgX Base sRGB"}
@@ -43,6 +44,20 @@ def new_image(
     image = bpy.data.images.new(name, width, height, alpha=alpha)
     image.generated_color = color
     return image
+
+
+def mark_helper(image: bpy.types.Image, role: str, target: str | None) -> bpy.types.Image:
+    """Mark an image Regia made beside a target (`role`: "paint layer", "canvas", "preview", ...), so that an
+    editor showing it still works on `target`, and the image is never taken for a target of its own."""
+    image[HELPER_KEY] = role
+    if target:
+        image[TARGET_KEY] = target
+    return image
+
+
+def new_paint_layer(name: str, width: int, height: int, target: str | None) -> bpy.types.Image:
+    """A black grayscale image to paint a region's mask on (white is in), the size of what it masks."""
+    return mark_helper(new_image(name, width, height, color=(0, 0, 0, 1), alpha=False), "paint layer", target)
 
 
 def load_png(path: Path, name: str, existing: bpy.types.Image | None = None) -> bpy.types.Image:

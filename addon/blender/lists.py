@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import bpy
 from bpy.props import EnumProperty, StringProperty
@@ -18,17 +18,26 @@ from bpy.props import EnumProperty, StringProperty
 Owner = Any  # a PropertyGroup (or ID) holding the collection
 
 
+class Canvas(NamedTuple):
+    """What a list's images are drawn over: paint layers and canvases are made this size and named after it."""
+
+    name: str
+    width: int
+    height: int
+    target: str | None = None  # the target image they belong to (none for a storyboard shot's)
+
+
 @dataclass(frozen=True)
 class ListSpec:
     noun: str  # what an item is ("region", "shot"): tooltips and messages name it
-    owner: Callable[[bpy.types.Context], Owner | None]
+    owner: Callable[[bpy.types.Context], Owner | None]  # resolved by operators only, never while drawing
     collection: str
     index: str  # the owner's active-item property
     missing: str = "Nothing to add to here"  # the message when there is no owner
     remove_note: str = ""  # said after "Remove the active <noun>", e.g. what stays in the file
     on_add: Callable[[bpy.types.Context, Owner, Any], None] | None = None  # fill in a new item
     on_remove: Callable[[bpy.types.Context, Any], None] | None = None  # before an item goes (its job, its strip)
-    canvas: Callable[[bpy.types.Context], tuple[str, int, int] | None] | None = None  # guides: what they draw over
+    canvas: Callable[[bpy.types.Context], Canvas | None] | None = None  # guides, regions: what they draw over
 
 
 LISTS: dict[str, ListSpec] = {}
@@ -157,6 +166,7 @@ class REGIA_OT_list_move(_ListOperator):
     direction: EnumProperty(
         name="Direction",
         items=[("UP", "Up", "Towards the top of the list"), ("DOWN", "Down", "Towards the bottom of the list")],
+        description="Which way the active item moves",
     )
 
     @classmethod

@@ -11,12 +11,22 @@ from ..engine_process import EngineStartError
 from ..naming import mask_preview_name
 from ..spec_builder import InputError, build_job
 from . import image_jobs, jobs, snapshot
-from .images import new_image, open_for_painting, read_rgba, show_here, show_in_editors, size_of, write_rgba
+from .images import (
+    mark_helper,
+    new_image,
+    new_paint_layer,
+    open_for_painting,
+    read_rgba,
+    show_here,
+    show_in_editors,
+    size_of,
+    write_rgba,
+)
 from .inputs import job_input, region_mask
-from .lists import ListSpec, register_list
-from .owners import active_region, target_image, target_settings
+from .lists import LISTS, Canvas, ListSpec, active_item, register_list, resolve
+from .owners import active_region, pin_target, pinned_settings, target_image, target_of
 
-# Colour keys offered in turn for new colour-key regions: far apart, easy to paint, easy to tell apart.
+# Color keys offered in turn for new colour-key regions: far apart, easy to paint, easy to tell apart.
 KEY_COLORS = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, 0.5, 0), (0.5, 0, 1)]
 
 
@@ -33,7 +43,7 @@ class REGIA_OT_generate(_TargetOperator):
     bl_label = "Generate"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        target = target_image(context)
+        target = pin_target(context)
         if image_jobs.is_running(target):
             self.report({"WARNING"}, f"'{target.name}' already has a job running: cancel it first")
             return {"CANCELLED"}
@@ -68,7 +78,7 @@ class REGIA_OT_cancel(_TargetOperator):
     bl_label = "Cancel"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        if not image_jobs.cancel(target_image(context)):
+        if not image_jobs.cancel(pin_target(context)):
             self.report({"WARNING"}, "No job is running for this image")
             return {"CANCELLED"}
         return {"FINISHED"}
@@ -79,7 +89,10 @@ class REGIA_OT_use_editor_image(bpy.types.Operator):
 
     bl_idname = "regia.use_editor_image"
     bl_label = "Use This Image"
-    image: StringProperty(description="Image name (default: this editor's image)")
+    bl_options = {"REGISTER", "UNDO"}
+    image: StringProperty(
+        name="Image", description="Image name (default: this editor's image)", options={"HIDDEN", "SKIP_SAVE"}
+    )
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         space = getattr(context, "space_data", None)
@@ -87,7 +100,11 @@ class REGIA_OT_use_editor_image(bpy.types.Operator):
         if image is None:
             self.report({"ERROR"}, "No image to use: open one in the image editor")
             return {"CANCELLED"}
-        context.scene.regia_target = bpy.data.images.get(image.get("regia_target", ""), image)
+        target = target_of(image)  # a result, preview or paint layer: its target
+        if target is None:
+            self.report({"ERROR"}, f"'{image.name}' is one of Regia's helper images, not a target")
+            return {"CANCELLED"}
+        context.scene.regia_target = target
         return {"FINISHED"}
 
 
@@ -111,9 +128,13 @@ class REGIA_OT_region_add_mask_layer(_TargetOperator):
     bl_label = "Add Region from Mask Layer"
     bl_property = "layer_item"
     bl_options = {"REGISTER", "UNDO"}
-    layer_item: EnumProperty(name="Mask layer", items=_mask_layer_items)
-    mask: StringProperty(name="Mask", description="Mask name (with 'layer', instead of choosing from a list)")
-    layer: StringProperty(name="Layer", description="Layer name; empty adds every layer of the mask")
+    layer_item: EnumProperty(name="Mask Layer", items=_mask_layer_items, description="The mask layer to add")
+    mask: StringProperty(
+        name="Mask", description="Mask name (with 'layer', instead of choosing from a list)", options={"SKIP_SAVE"}
+    )
+    layer: StringProperty(
+        name="Layer", description="Layer name; empty adds every layer of the mask", options={"SKIP_SAVE"}
+    )
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         context.window_manager.invoke_search_popup(self)
@@ -133,7 +154,7 @@ class REGIA_OT_region_add_mask_layer(_TargetOperator):
             known = ", ".join(lay.name for lay in mask.layers) or "none"
             self.report({"ERROR"}, f"layer: Mask '{mask.name}' has no layer {layer_name!r}; it has: {known}")
             return {"CANCELLED"}
-        settings = target_image(context).regia
+        settings = pin_target(context).regia
         for layer in layers:
             region = settings.regions.add()
             region.name, region.source, region.mask, region.layer = layer.name, "MASK_LAYER", mask, layer.name
@@ -147,13 +168,13 @@ class REGIA_OT_region_add_paint(_TargetOperator):
     bl_idname = "regia.region_add_paint"
     bl_label = "New Region Paint Layer"
     bl_options = {"REGISTER", "UNDO"}
-    name: StringProperty(name="Name", default="")
+    name: StringProperty(name="Name", default="", description="The region's name (empty: paint N)")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        target = target_image(context)
+        target = pin_target(context)
         settings = target.regia
         name = self.name or f"paint {len(settings.regions) + 1}"
-        image = new_image(f"{target.name} {name}", *size_of(target), color=(0, 0, 0, 1), alpha=False)
+        image = new_paint_layer(f"{target.name} {name}", *size_of(target), target=target.name)
         region = settings.regions.add()
         region.name, region.source, region.paint_image = name, "PAINT", image
         settings.active_region = len(settings.regions) - 1
@@ -162,18 +183,19 @@ class REGIA_OT_region_add_paint(_TargetOperator):
 
 
 class REGIA_OT_region_add_color_key(_TargetOperator):
-    """Add a region for one colour of the target's shared region-map image (made if missing), so one painting can
+    """Add a region for one color of the target's shared region-map image (made if missing), so one painting can
     hold several regions"""
 
     bl_idname = "regia.region_add_color_key"
-    bl_label = "Add Colour-Key Region"
+    bl_label = "Add Color-Key Region"
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        target = target_image(context)
+        target = pin_target(context)
         settings = target.regia
         if settings.region_map is None:
-            settings.region_map = new_image(f"{target.name} region map", *size_of(target), (0, 0, 0, 0), alpha=True)
+            region_map = new_image(f"{target.name} region map", *size_of(target), (0, 0, 0, 0), alpha=True)
+            settings.region_map = mark_helper(region_map, "region map", target.name)
         used = {tuple(round(c, 3) for c in r.key_color) for r in settings.regions if r.source == "COLOR_KEY"}
         key = next((c for c in KEY_COLORS if tuple(float(v) for v in c) not in used), KEY_COLORS[0])
         region = settings.regions.add()
@@ -189,9 +211,10 @@ class REGIA_OT_region_show_mask(_TargetOperator):
 
     bl_idname = "regia.region_show_mask"
     bl_label = "Show Mask"
+    bl_options = {"REGISTER", "UNDO"}  # it makes (or refreshes) the mask image
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        target = target_image(context)
+        target = pin_target(context)
         region = active_region(target)
         if region is None:
             self.report({"ERROR"}, "No region selected")
@@ -206,7 +229,7 @@ class REGIA_OT_region_show_mask(_TargetOperator):
         if image is None or size_of(image) != size_of(target):
             if image is not None:
                 bpy.data.images.remove(image)
-            image = new_image(name, *size_of(target), (0, 0, 0, 1), alpha=False)
+            image = mark_helper(new_image(name, *size_of(target), (0, 0, 0, 1), alpha=False), "mask", target.name)
         pixels = read_rgba(image)
         pixels[..., :3] = mask[..., None]
         pixels[..., 3] = 1.0
@@ -215,6 +238,32 @@ class REGIA_OT_region_show_mask(_TargetOperator):
             show_in_editors(image)
         else:
             show_here(context, image)
+        return {"FINISHED"}
+
+
+class REGIA_OT_paint_layer_new(bpy.types.Operator):
+    """Make a new black image to paint the active region's mask on (white is in), the size of the image it masks,
+    and open it for painting"""
+
+    bl_idname = "regia.paint_layer_new"
+    bl_label = "New Paint Layer"
+    bl_options = {"REGISTER", "UNDO"}
+    list_id: StringProperty(name="List", default="REGIONS", options={"HIDDEN", "SKIP_SAVE"})
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return True  # which region it is for is only known from list_id: execute says when there is none
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        found = resolve(context, self.list_id)
+        region = active_item(*found) if found is not None else None
+        canvas = found[0].canvas(context) if found is not None and found[0].canvas is not None else None
+        if region is None or canvas is None:
+            spec = LISTS.get(self.list_id)
+            self.report({"ERROR"}, spec.missing if spec is not None else f"No region list called {self.list_id!r}")
+            return {"CANCELLED"}
+        region.paint_image = new_paint_layer(f"{canvas.name} {region.name}", canvas.width, canvas.height, canvas.target)
+        open_for_painting(context, region.paint_image)
         return {"FINISHED"}
 
 
@@ -236,7 +285,10 @@ class REGIA_OT_result_load_settings(bpy.types.Operator):
     bl_idname = "regia.result_load_settings"
     bl_label = "Load Settings from Result"
     bl_options = {"REGISTER", "UNDO"}
-    result: StringProperty(description="Result image name (default: the active history entry)")
+    result: StringProperty(
+        name="Result", description="Result image name (default: the active history entry)",
+        options={"HIDDEN", "SKIP_SAVE"},
+    )  # fmt: skip
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         result = _result_image(context, self.result)
@@ -253,7 +305,10 @@ class REGIA_OT_result_rerun(bpy.types.Operator):
 
     bl_idname = "regia.result_rerun"
     bl_label = "Re-run"
-    result: StringProperty(description="Result image name (default: the active history entry)")
+    result: StringProperty(
+        name="Result", description="Result image name (default: the active history entry)",
+        options={"HIDDEN", "SKIP_SAVE"},
+    )  # fmt: skip
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         if bpy.ops.regia.result_load_settings(result=self.result) != {"FINISHED"}:
@@ -269,8 +324,11 @@ class REGIA_OT_report(bpy.types.Operator):
     bl_idname = "regia.report"
     bl_label = "Regia Report"
     bl_options = {"INTERNAL"}
-    message: StringProperty()
-    level: EnumProperty(items=[("INFO", "Info", ""), ("WARNING", "Warning", ""), ("ERROR", "Error", "")])
+    message: StringProperty(options={"HIDDEN", "SKIP_SAVE"})
+    level: EnumProperty(
+        items=[("INFO", "Info", ""), ("WARNING", "Warning", ""), ("ERROR", "Error", "")],
+        options={"HIDDEN", "SKIP_SAVE"},
+    )
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         self.report({self.level}, self.message)
@@ -282,10 +340,11 @@ class REGIA_OT_history_select(bpy.types.Operator):
 
     bl_idname = "regia.history_show"
     bl_label = "Show Result"
-    index: IntProperty()
+    bl_options = {"REGISTER", "UNDO"}  # it changes the active history entry
+    index: IntProperty(options={"HIDDEN", "SKIP_SAVE"})
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        target = target_image(context)
+        target = pin_target(context)
         history = target.regia_history
         if not 0 <= self.index < len(history) or history[self.index].image is None:
             return {"CANCELLED"}
@@ -302,6 +361,7 @@ CLASSES: tuple[type, ...] = (
     REGIA_OT_region_add_paint,
     REGIA_OT_region_add_color_key,
     REGIA_OT_region_show_mask,
+    REGIA_OT_paint_layer_new,
     REGIA_OT_result_load_settings,
     REGIA_OT_result_rerun,
     REGIA_OT_report,
@@ -312,21 +372,22 @@ CLASSES: tuple[type, ...] = (
 # ---- the image editor's lists ------------------------------------------------------------------------------------
 
 
-def _target_canvas(context: bpy.types.Context) -> tuple[str, int, int] | None:
-    """Scribbles and outlines are drawn over the target: its name and size."""
+def _target_canvas(context: bpy.types.Context) -> Canvas | None:
+    """Paint layers, scribbles and outlines are drawn over the target: its name and size."""
     target = target_image(context)
-    return None if target is None else (target.name, *size_of(target))
+    return None if target is None else Canvas(target.name, *size_of(target), target=target.name)
 
 
+# Operators resolve these lists' owners (never the panels): pinned_settings makes the editor's image the Target.
 register_list("REGIONS", ListSpec(
-    "region", target_settings, "regions", "active_region", missing="Pick a target image first",
-    remove_note="its mask or paint image stays in the file",
+    "region", pinned_settings, "regions", "active_region", missing="Pick a target image first",
+    remove_note="its mask or paint image stays in the file", canvas=_target_canvas,
 ))  # fmt: skip
 register_list("REGION_GUIDES", ListSpec(
-    "guide", lambda context: active_region(target_image(context)), "guides", "active_guide",
+    "guide", lambda context: active_region(pin_target(context)), "guides", "active_guide",
     missing="Add or select a region first", canvas=_target_canvas,
 ))  # fmt: skip
 register_list("GUIDES", ListSpec(
-    "guide for all regions", target_settings, "guides", "active_guide", missing="Pick a target image first",
+    "guide for all regions", pinned_settings, "guides", "active_guide", missing="Pick a target image first",
     canvas=_target_canvas,
 ))  # fmt: skip

@@ -5,20 +5,54 @@ from __future__ import annotations
 
 import bpy
 
+# Custom properties on images Regia makes: TARGET_KEY names the target an image belongs to (results, the live
+# preview, paint layers, canvases, region maps, mask previews); HELPER_KEY says what a helper image is for.
+TARGET_KEY = "regia_target"
+HELPER_KEY = "regia_helper"
+
+
+def target_of(image: bpy.types.Image | None) -> bpy.types.Image | None:
+    """The target `image` belongs to: itself, or for a result or one of Regia's helper images, its target. A helper
+    whose target is gone (or that has none: a shot's canvas) is never a target itself."""
+    if image is None:
+        return None
+    if TARGET_KEY in image:
+        target = bpy.data.images.get(image[TARGET_KEY])
+        if target is not None or HELPER_KEY in image:
+            return target
+        return image  # a result whose target was deleted: it can be worked on as a target of its own
+    return None if HELPER_KEY in image else image
+
+
+def editor_image(context: bpy.types.Context) -> bpy.types.Image | None:
+    space = getattr(context, "space_data", None)
+    return getattr(space, "image", None) if space is not None and space.type == "IMAGE_EDITOR" else None
+
 
 def target_image(context: bpy.types.Context) -> bpy.types.Image | None:
-    """The scene's target; else the image in this editor (a result or preview maps back to its target)."""
-    image = context.scene.regia_target
-    if image is None:
-        space = getattr(context, "space_data", None)
-        image = getattr(space, "image", None) if space is not None and space.type == "IMAGE_EDITOR" else None
-    if image is not None and "regia_target" in image:
-        image = bpy.data.images.get(image["regia_target"], image)
-    return image
+    """The scene's Target; else the target of the image in this editor (a result, preview, paint layer, ... maps
+    back to its target)."""
+    return target_of(context.scene.regia_target or editor_image(context))
+
+
+def pin_target(context: bpy.types.Context) -> bpy.types.Image | None:
+    """The target, made the scene's Target when none is set: the first operator that acts on the editor's image
+    fixes it, so that the images Regia then shows in the editor (a paint layer, the mask, the live preview) never
+    take its place. Operators only: drawing code cannot write properties."""
+    target = target_image(context)
+    if target is not None and context.scene.regia_target != target:
+        context.scene.regia_target = target
+    return target
 
 
 def target_settings(context: bpy.types.Context) -> bpy.types.PropertyGroup | None:
     target = target_image(context)
+    return target.regia if target is not None else None
+
+
+def pinned_settings(context: bpy.types.Context) -> bpy.types.PropertyGroup | None:
+    """The target's settings, for an operator about to change them (see pin_target)."""
+    target = pin_target(context)
     return target.regia if target is not None else None
 
 

@@ -8,13 +8,43 @@ import bpy
 from ..diffusion import KIND as DIFFUSION
 from ..diffusion import Unlisted, resolve_model
 from ..spec_builder import InputError, canvas_size
+from ..ui_text import chars_that_fit, wrap
 from . import connection, image_jobs
 from .guides import draw_guides
 from .lists import draw_list, list_row
 from .owners import active_region, target_image
-from .preferences import _wrap, draw_engine_status
+from .paths import EXTENSION_PACKAGE
+from .preferences import draw_engine_status
 
 _ERROR_ICONS = {"UNREACHABLE": "UNLINKED", "MODELS": "FILE_BLANK", "INPUT": "MODIFIER", "FAILED": "ERROR"}
+# Errors whose way out is in Regia's preferences: the engine's Python or address, the models it has.
+_FIXED_IN_PREFERENCES = ("UNREACHABLE", "MODELS")
+
+
+def wrap_width(context: bpy.types.Context) -> int:
+    """How many characters of a message fit in this region, at the UI scale in use."""
+    region = getattr(context, "region", None)
+    return chars_that_fit(getattr(region, "width", None), bpy.context.preferences.system.ui_scale)
+
+
+def draw_message(
+    layout: bpy.types.UILayout, context: bpy.types.Context, text: str, icon: str = "INFO", error_kind: str = ""
+) -> bpy.types.UILayout:
+    """A message in a box, wrapped to the region's width; with a button to Regia's preferences when the fix is
+    there. Returns the box, for more buttons."""
+    box = layout.box()
+    for i, line in enumerate(wrap(text, wrap_width(context))):
+        box.label(text=line, icon=icon if i == 0 else "BLANK1")
+    if error_kind in _FIXED_IN_PREFERENCES:
+        draw_preferences_button(box)
+    return box
+
+
+def draw_preferences_button(layout: bpy.types.UILayout) -> None:
+    """Open Blender's Preferences at Regia's entry (its engine and models)."""
+    layout.operator(
+        "preferences.addon_show", text="Open Regia Preferences", icon="PREFERENCES"
+    ).module = EXTENSION_PACKAGE
 
 
 class _RegiaPanel(bpy.types.Panel):
@@ -56,10 +86,8 @@ class REGIA_PT_main(_RegiaPanel):
             layout.progress(text=f"{status.message}{eta}", factor=status.fraction, type="BAR")
         elif status.state != "IDLE" and status.message:
             icon = _ERROR_ICONS.get(status.error_kind, "CHECKMARK" if status.state == "DONE" else "INFO")
-            box = layout.box()
-            for i, line in enumerate(_wrap(status.message, 48)):
-                box.label(text=line, icon=icon if i == 0 else "BLANK1")
-            if status.error_kind == "UNREACHABLE":
+            box = draw_message(layout, context, status.message, icon, status.error_kind)
+            if status.error_kind == "UNREACHABLE" and connection.is_managed():
                 box.operator("regia.engine_start", icon="PLAY")
 
 
@@ -70,7 +98,7 @@ _MODE_ICONS = {"edit": "GREASEPENCIL", "keep": "LOCKED", "embolden": "LIGHT_SUN"
 def _region_row(layout: bpy.types.UILayout, data: object, region: bpy.types.PropertyGroup) -> None:
     row = layout.row(align=True)
     row.prop(region, "enabled", text="")
-    row.prop(region, "name", text="", emboss=False, icon=_MODE_ICONS.get(region.mode, "DOT"))
+    row.prop(region, "label", text="", emboss=False, icon=_MODE_ICONS.get(region.mode, "DOT"))
     row.label(text=str(len(region.guides)) if region.mode != "keep" else "", icon="NONE")
 
 
@@ -80,8 +108,11 @@ def _history_row(layout: bpy.types.UILayout, data: object, item: bpy.types.Prope
     layout.label(text=f"{name}  {item.summary}", icon="IMAGE_DATA")
 
 
-def draw_region_source(col: bpy.types.UILayout, region: bpy.types.PropertyGroup, owner: object) -> None:
-    """Where a region's mask comes from; `owner` (a target's settings, a shot) holds the colour keys' region map."""
+def draw_region_source(
+    col: bpy.types.UILayout, region: bpy.types.PropertyGroup, owner: object, list_id: str = "REGIONS"
+) -> None:
+    """Where a region's mask comes from; `owner` (a target's settings, a shot) holds the color keys' region map,
+    `list_id` is the region's list (its New paint layer is the size of what the list's regions mask)."""
     col.prop(region, "source")
     if region.source == "MASK_LAYER":
         col.prop(region, "mask")
@@ -89,7 +120,10 @@ def draw_region_source(col: bpy.types.UILayout, region: bpy.types.PropertyGroup,
             col.prop_search(region, "layer", region.mask, "layers")
         return
     if region.source == "PAINT":
-        col.template_ID(region, "paint_image", new="image.new")
+        row = col.row(align=True)
+        row.template_ID(region, "paint_image")  # not Blender's image.new: that one is 1024x1024
+        op = row.operator("regia.paint_layer_new", text="" if region.paint_image else "New", icon="FILE_NEW")
+        op.list_id = list_id
     else:
         col.prop(owner, "region_map")
         col.prop(region, "key_color")
@@ -113,7 +147,7 @@ class REGIA_PT_regions(_TargetPanel):
         settings = target.regia
         col = draw_list(layout, "REGIONS", settings, rows=4, add=_region_adders)
         col.separator()
-        col.operator("regia.region_show_mask", text="", icon="HIDE_OFF")
+        col.operator("regia.region_show_mask", text="", icon="IMAGE_ALPHA")  # the eye is visibility: not this
         if not settings.regions:
             layout.label(text="No regions: global guides repaint the whole image", icon="INFO")
         region = active_region(target)
@@ -169,18 +203,32 @@ class REGIA_PT_settings(_TargetPanel):
             layout.label(text=str(error), icon="ERROR")
         if diffusion:
             draw_diffusion_settings(layout, settings, strength=True)
-        else:
-            col = layout.column(heading="Optimiser")
-            for name in ("optimizer", "lr", "schedule"):
-                col.prop(settings, name)
-        col = layout.column(heading="Losses")
-        for name in ("tv", "saturation", "symmetry"):
-            col.prop(settings, name)
         col = layout.column(heading="CLIP")
         col.prop(settings, "clip_model")
         col.prop(settings, "clip_weights")
         if diffusion:
             col.label(text="For Inspiration guides: text guides are the prompts", icon="INFO")
+
+
+class REGIA_PT_settings_advanced(_TargetPanel):
+    """What most jobs leave as they are: the optimizer's settings and the whole image's losses"""
+
+    bl_idname = "REGIA_PT_settings_advanced"
+    bl_label = "Advanced"
+    bl_parent_id = "REGIA_PT_settings"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        layout.use_property_split = True
+        settings = target_image(context).regia
+        if settings.generator != DIFFUSION:  # a sampler has no optimizer
+            col = layout.column(heading="Optimizer")
+            for name in ("optimizer", "lr", "schedule"):
+                col.prop(settings, name)
+        col = layout.column(heading="Losses")
+        for name in ("tv", "saturation", "symmetry"):
+            col.prop(settings, name)
 
 
 def draw_diffusion_settings(layout: bpy.types.UILayout, owner: bpy.types.PropertyGroup, strength: bool) -> None:
@@ -192,6 +240,7 @@ def draw_diffusion_settings(layout: bpy.types.UILayout, owner: bpy.types.Propert
     chosen = resolve_model(owner.diffusion_model, connection.diffusion_entries(prefs))
     if not prefs.diffusion_models:
         col.label(text="Add a model in Regia's preferences: Diffusion Models", icon="INFO")
+        draw_preferences_button(col)
     elif isinstance(chosen, Unlisted):
         col.label(text=f"Not in the Diffusion Models list: {chosen.value}", icon="ERROR")
     elif not chosen:
@@ -236,7 +285,7 @@ class REGIA_PT_history(_TargetPanel):
             "REGIA_UL_items", "HISTORY", target, "regia_history", target, "regia_active_history", rows=3
         )
         row = layout.row(align=True)
-        row.operator("regia.history_show", icon="HIDE_OFF").index = target.regia_active_history
+        row.operator("regia.history_show", icon="IMAGE_DATA").index = target.regia_active_history
         row.operator("regia.result_load_settings", icon="IMPORT")
         row.operator("regia.result_rerun", icon="FILE_REFRESH")
 
@@ -246,5 +295,6 @@ CLASSES: tuple[type, ...] = (
     REGIA_PT_regions,
     REGIA_PT_global_guides,
     REGIA_PT_settings,
+    REGIA_PT_settings_advanced,
     REGIA_PT_history,
 )

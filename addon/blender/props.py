@@ -31,7 +31,7 @@ MODE_ITEMS = [
 SOURCE_ITEMS = [
     ("MASK_LAYER", "Mask Layer", "A layer of a Mask drawn in the image editor's Mask mode", "MOD_MASK", 0),
     ("PAINT", "Paint Layer", "A grayscale image painted in Paint mode: white is in", "BRUSH_DATA", 1),
-    ("COLOR_KEY", "Colour Key", "One colour of the target's shared region-map image", "COLOR", 2),
+    ("COLOR_KEY", "Color Key", "One color of the target's shared region-map image", "COLOR", 2),
 ]
 GENERATOR_ITEMS = [  # numbers as .blend files store them
     ("pixels", "Pixels", "A pixel pyramid: fast, faithful to the target (default)", "TEXTURE", 0),
@@ -122,15 +122,30 @@ class RegiaGuide(bpy.types.PropertyGroup):
     )  # fmt: skip
     text: StringProperty(name="Text", description="The prompt: what the region should show (or, negative, not show)")
     image: PointerProperty(name="Image", type=bpy.types.Image, description="The guide's image")
-    colors: StringProperty(name="Colours", description="Hex colours, e.g. #223344 #ddcc88", default="#223344 #ddcc88")
+    colors: StringProperty(name="Colors", description="Hex colors, e.g. #223344 #ddcc88", default="#223344 #ddcc88")
     axis: EnumProperty(
         name="Axis", items=axis_items(), default="vertical",
         description="Where the mirror stands: through the middle of the region's own bounds",
     )  # fmt: skip
 
 
+def shown_name(description: str) -> StringProperty:
+    """The `name` of a PropertyGroup as the panels draw it. Blender gives a PropertyGroup's own `name` its default
+    tooltip ("Unique name used in the code and scripting") whatever description it is declared with: this one
+    reads and writes that name, with a tooltip of its own."""
+
+    def get(self: bpy.types.PropertyGroup) -> str:
+        return self.name
+
+    def set_(self: bpy.types.PropertyGroup, value: str) -> None:
+        self.name = value
+
+    return StringProperty(name="Name", description=description, get=get, set=set_)
+
+
 class RegiaRegion(bpy.types.PropertyGroup):
     name: StringProperty(name="Name", default="region", description="The region's name, as errors and the spec say it")
+    label: shown_name("The region's name, as errors and the spec say it")
     enabled: BoolProperty(name="Enabled", default=True, description="Include this region in the next job")
     source: EnumProperty(
         name="Source", items=SOURCE_ITEMS, default="MASK_LAYER", description="Where the mask comes from"
@@ -140,7 +155,7 @@ class RegiaRegion(bpy.types.PropertyGroup):
     paint_image: PointerProperty(name="Paint Layer", type=bpy.types.Image, description="White is in, black out")
     key_color: FloatVectorProperty(
         name="Key", subtype="COLOR_GAMMA", size=3, min=0.0, max=1.0, default=(1.0, 0.0, 0.0),
-        description="The region map's colour that marks this region",
+        description="The region map's color that marks this region",
     )  # fmt: skip
     invert: BoolProperty(name="Invert", description="Use everything outside the painted area")
     mode: EnumProperty(name="Mode", items=MODE_ITEMS, default="edit", description="What happens to the region")
@@ -167,21 +182,21 @@ class RegiaSettings(bpy.types.PropertyGroup):
     active_region: IntProperty(name="Active Region")
     guides: CollectionProperty(type=RegiaGuide, description="Guides for every edit region")
     active_guide: IntProperty(name="Active Guide")
-    region_map: PointerProperty(name="Region Map", type=bpy.types.Image, description="Colour-key regions' image")
+    region_map: PointerProperty(name="Region Map", type=bpy.types.Image, description="Color-key regions' image")
     use_init: BoolProperty(name="Start from Target", default=True, description="Start from the target's pixels")
     scale: FloatProperty(
         name="Scale", default=1.0, min=0.01, max=4.0, soft_max=1.0, subtype="FACTOR",
         description="Generate at this fraction of the target's size (smaller is faster)",
     )  # fmt: skip
     steps: IntProperty(
-        name="Steps", default=200, min=1, max=100_000, soft_max=2000, description="Optimisation steps: more is slower"
+        name="Steps", default=200, min=1, max=100_000, soft_max=2000, description="Optimization steps: more is slower"
     )
     seed: IntProperty(name="Seed", default=0, min=0, description="The same seed and settings give the same image")
     preset: EnumProperty(name="Preset", items=_presets, description="A style preset: its defaults, your settings win")
     generator: EnumProperty(
         name="Generator", items=GENERATOR_ITEMS, default="pixels", description="How pixels are made"
     )
-    optimizer: EnumProperty(name="Optimiser", items=OPTIMIZER_ITEMS, default="adam", description="How each step moves")
+    optimizer: EnumProperty(name="Optimizer", items=OPTIMIZER_ITEMS, default="adam", description="How each step moves")
     lr: FloatProperty(
         name="Learning Rate", default=0.05, min=0.0001, max=10.0, precision=4, description="How far each step moves"
     )
@@ -195,7 +210,7 @@ class RegiaSettings(bpy.types.PropertyGroup):
     )  # fmt: skip
     saturation: FloatProperty(
         name="Saturation", default=0.0, min=-100.0, max=100.0,
-        description="More colourful over the whole image; negative greys it",
+        description="More colorful over the whole image; negative grays it",
     )  # fmt: skip
     symmetry: FloatProperty(
         name="Symmetry", default=0.0, min=0.0, max=100.0,
@@ -208,7 +223,7 @@ class RegiaSettings(bpy.types.PropertyGroup):
     preview_every: IntProperty(
         name="Preview Every", default=10, min=0, max=10_000, description="Steps between previews (0: none)"
     )
-    # The diffusion generator's settings (the optimiser's above count for the other generators).
+    # The diffusion generator's settings (the optimizer's above count for the other generators).
     diffusion_model: diffusion_model_property()
     sampler: sampler_property()
     diffusion_steps: diffusion_steps_property()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import bpy
 
 from . import shot_jobs
-from .lists import ListSpec, register_list
+from .lists import Canvas, ListSpec, register_list
 from .owners import active_shot, storyboard_of
 from .storyboard_props import new_uid
 from .storyboard_sequencer import remove_shot
@@ -26,10 +26,10 @@ def _removing_shot(context: bpy.types.Context, shot: bpy.types.PropertyGroup) ->
     remove_shot(context.scene, shot.uid)
 
 
-def _frame(context: bpy.types.Context) -> tuple[str, int, int] | None:
-    """A shot's scribbles and outlines are drawn over its frame: the storyboard's size."""
+def _frame(context: bpy.types.Context) -> Canvas | None:
+    """A shot's scribbles, outlines and paint layers are drawn over its frame: the storyboard's size."""
     storyboard, shot = storyboard_of(context), active_shot(storyboard_of(context))
-    return None if shot is None else (shot.name, storyboard.width, storyboard.height)
+    return None if shot is None else Canvas(shot.name, storyboard.width, storyboard.height)
 
 
 def _active_shot_region(context: bpy.types.Context) -> bpy.types.PropertyGroup | None:
@@ -50,7 +50,7 @@ register_list("SHOTS", ListSpec(
 ))  # fmt: skip
 register_list("STYLE_IMAGES", ListSpec("style image", storyboard_of, "style_images", "active_style_image"))
 register_list("SHOT_GUIDES", ListSpec("shot guide", _shot_of, "guides", "active_guide", NO_SHOT, canvas=_frame))
-register_list("SHOT_REGIONS", ListSpec("shot region", _shot_of, "regions", "active_region", NO_SHOT))
+register_list("SHOT_REGIONS", ListSpec("shot region", _shot_of, "regions", "active_region", NO_SHOT, canvas=_frame))
 register_list("SHOT_REGION_GUIDES", ListSpec(
     "guide", _active_shot_region, "guides", "active_guide", "Add or select a shot region first", canvas=_frame,
 ))  # fmt: skip

@@ -15,7 +15,7 @@ from ..engine_process import EngineStartError
 from ..spec_builder import InputError
 from ..storyboard import Marker, ShotRange, parse_shot_text, shots_from_markers, shots_from_text, spec_blobs
 from . import jobs, shot_jobs
-from .images import new_image
+from .images import new_paint_layer
 from .owners import find_shot, shot_at, storyboard_of
 from .storyboard_blockout import render_blockout, store
 from .storyboard_export import export
@@ -27,7 +27,7 @@ from .storyboard_versions import shots_folder, use_version
 class _ShotOperator(bpy.types.Operator):
     """Needs a shot: `index` (-1: the active one)."""
 
-    index: IntProperty(default=-1, options={"SKIP_SAVE"})
+    index: IntProperty(default=-1, options={"HIDDEN", "SKIP_SAVE"})
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -132,9 +132,13 @@ class REGIA_OT_storyboard_region_add(_ShotOperator):
     bl_idname = "regia.storyboard_region_add"
     bl_label = "Add Shot Region"
     bl_options = {"REGISTER", "UNDO"}
-    source: EnumProperty(items=[("PAINT", "Paint layer", ""), ("MASK_LAYER", "Mask layer", "")], default="PAINT")
-    mask: StringProperty(name="Mask")
-    layer: StringProperty(name="Layer")
+    source: EnumProperty(
+        name="Source", default="PAINT", description="Where the region's mask comes from",
+        items=[("PAINT", "Paint Layer", "A new paint layer the storyboard's size (white is in)"),
+               ("MASK_LAYER", "Mask Layer", "A layer of a Mask drawn in the image editor's Mask mode")],
+    )  # fmt: skip
+    mask: StringProperty(name="Mask", description="The Mask's name (Mask Layer only)", options={"SKIP_SAVE"})
+    layer: StringProperty(name="Layer", description="The mask layer's name (Mask Layer only)", options={"SKIP_SAVE"})
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         storyboard, shot = storyboard_of(context), self.shot(context)
@@ -145,7 +149,7 @@ class REGIA_OT_storyboard_region_add(_ShotOperator):
         if self.source == "PAINT":
             region.name = f"paint {len(shot.regions)}"
             size = (storyboard.width, storyboard.height)
-            region.paint_image = new_image(f"{shot.name} {region.name}", *size, color=(0, 0, 0, 1), alpha=False)
+            region.paint_image = new_paint_layer(f"{shot.name} {region.name}", *size, target=None)
         else:
             region.name = self.layer or "region"
             region.mask, region.layer = bpy.data.masks.get(self.mask), self.layer
@@ -263,7 +267,7 @@ class REGIA_OT_storyboard_use_version(_ShotOperator):
     bl_idname = "regia.storyboard_use_version"
     bl_label = "Use Version"
     bl_options = {"REGISTER", "UNDO"}
-    version: IntProperty(default=-1, options={"SKIP_SAVE"}, description="-1: the shot's active version")
+    version: IntProperty(default=-1, options={"HIDDEN", "SKIP_SAVE"}, description="-1: the shot's active version")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         shot = self.shot(context)
@@ -281,6 +285,7 @@ class REGIA_OT_storyboard_open_shot(_ShotOperator):
 
     bl_idname = "regia.storyboard_open_shot"
     bl_label = "Open in Image Editor"
+    bl_options = {"REGISTER", "UNDO"}  # it sets the scene's Target
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         shot = self.shot(context)
@@ -313,7 +318,7 @@ class REGIA_OT_storyboard_export(bpy.types.Operator):
 
     bl_idname = "regia.storyboard_export"
     bl_label = "Export Storyboard"
-    directory: StringProperty(name="Folder", subtype="DIR_PATH")
+    directory: StringProperty(name="Folder", subtype="DIR_PATH", description="Where the storyboard is exported")
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:

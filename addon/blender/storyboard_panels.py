@@ -12,8 +12,8 @@ from . import connection, shot_jobs
 from .guides import draw_guides
 from .lists import draw_list, list_row
 from .owners import active_shot
-from .panels import draw_diffusion_settings, draw_guidance_scale, draw_region_source
-from .preferences import _wrap, draw_engine_status
+from .panels import draw_diffusion_settings, draw_guidance_scale, draw_message, draw_region_source
+from .preferences import draw_engine_status
 
 _STATE_ICONS = {
     "IDLE": "DOT", "STARTING": "SORTTIME", "UPLOADING": "EXPORT", "QUEUED": "SORTTIME", "RUNNING": "PLAY",
@@ -25,7 +25,7 @@ _ACTIVE_STATES = ("STARTING", "UPLOADING", "QUEUED", "RUNNING")
 @list_row("RegiaShot")
 def _shot_row(layout: bpy.types.UILayout, data: object, shot: bpy.types.PropertyGroup) -> None:
     row = layout.row(align=True)
-    row.prop(shot, "name", text="", emboss=False, icon=_STATE_ICONS.get(shot.job.state, "DOT"))
+    row.prop(shot, "label", text="", emboss=False, icon=_STATE_ICONS.get(shot.job.state, "DOT"))
     row.label(text=f"{shot.frame_start}-{shot.frame_end}")
     if shot.job.state in _ACTIVE_STATES:
         row.progress(text=shot.job.state.title(), factor=shot.job.fraction, type="RING")
@@ -47,12 +47,6 @@ def _version_row(layout: bpy.types.UILayout, shot: bpy.types.PropertyGroup, item
     )
 
 
-def _message(layout: bpy.types.UILayout, text: str, icon: str = "INFO") -> None:
-    box = layout.box()
-    for i, line in enumerate(_wrap(text, 48)):
-        box.label(text=line, icon=icon if i == 0 else "BLANK1")
-
-
 class _StoryboardMain:
     bl_label = "Storyboard"
 
@@ -60,7 +54,7 @@ class _StoryboardMain:
         layout = self.layout
         scene = context.scene
         storyboard = scene.regia_storyboard
-        layout.prop(storyboard, "name")
+        layout.prop(storyboard, "label")
         if connection.status.state not in ("ready", "remote"):
             draw_engine_status(layout)
         col = draw_list(layout, "SHOTS", storyboard, rows=5)
@@ -79,7 +73,7 @@ class _StoryboardMain:
         else:
             row.operator("regia.storyboard_generate", icon="SEQUENCE")
         if storyboard.message:
-            _message(layout, storyboard.message)
+            draw_message(layout, context, storyboard.message)
 
 
 class _StoryboardShot:
@@ -93,7 +87,7 @@ class _StoryboardShot:
         layout = self.layout
         shot = active_shot(context.scene.regia_storyboard)
         col = layout.column()
-        col.prop(shot, "name")
+        col.prop(shot, "label")
         row = col.row(align=True)
         row.prop(shot, "frame_start")
         row.prop(shot, "frame_end")
@@ -105,7 +99,7 @@ class _StoryboardShot:
         if status.state in _ACTIVE_STATES:
             layout.progress(text=status.message, factor=status.fraction, type="BAR")
         elif status.message:
-            _message(layout, status.message, _STATE_ICONS.get(status.state, "INFO"))
+            draw_message(layout, context, status.message, _STATE_ICONS.get(status.state, "INFO"), status.error_kind)
         row = layout.row(align=True)
         row.operator("regia.storyboard_regenerate_shot", icon="FILE_REFRESH")
         row.operator("regia.storyboard_open_shot", icon="IMAGE")
@@ -123,12 +117,14 @@ class _StoryboardShot:
 
 
 def _draw_shot_guides(layout: bpy.types.UILayout, shot: bpy.types.PropertyGroup) -> None:
-    layout.label(text="Shot Guides (on top of the style)")
+    layout.label(text="Shot Guides")
+    layout.label(text="On top of the style's", icon="INFO")
     draw_guides(layout, "SHOT_GUIDES", shot, rows=2)
 
 
 def _draw_shot_regions(layout: bpy.types.UILayout, shot: bpy.types.PropertyGroup, diffusion: bool = False) -> None:
-    layout.label(text="Shot Regions (edit only; none: the whole frame)")
+    layout.label(text="Shot Regions")
+    layout.label(text="Edit only; with none, the whole frame is edited", icon="INFO")
 
     def add(col: bpy.types.UILayout) -> None:
         col.operator("regia.storyboard_region_add", text="", icon="BRUSH_DATA").source = "PAINT"
@@ -138,7 +134,7 @@ def _draw_shot_regions(layout: bpy.types.UILayout, shot: bpy.types.PropertyGroup
         return
     region = shot.regions[shot.active_region]
     col = layout.column()
-    draw_region_source(col, region, shot)
+    draw_region_source(col, region, shot, "SHOT_REGIONS")
     col.prop(region, "feather")
     if diffusion:
         draw_guidance_scale(col, region)
@@ -182,7 +178,7 @@ class _StoryboardExport:
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
-        layout.label(text="storyboard.json, a PNG per shot, a contact sheet")
+        layout.label(text="storyboard.json, a PNG per shot and a contact sheet", icon="INFO")
         layout.operator("regia.storyboard_export", icon="EXPORT")
 
 

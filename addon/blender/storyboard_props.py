@@ -32,11 +32,12 @@ from .props import (
     guidance_every_property,
     guidance_strength_property,
     sampler_property,
+    shown_name,
 )
 
 SEED_RULE_ITEMS = [
     ("fixed", "Fixed", "Every shot uses the storyboard's seed"),
-    ("per_shot", "Per shot", "Each shot gets a seed of its own, derived from the storyboard's seed and its name"),
+    ("per_shot", "Per Shot", "Each shot gets a seed of its own, derived from the storyboard's seed and its name"),
 ]
 BLOCKOUT_ITEMS = [
     ("CONTENT", "Content", "The render's layout guides the shot"),
@@ -55,7 +56,7 @@ def new_uid() -> str:
 
 
 class RegiaImageItem(bpy.types.PropertyGroup):
-    image: PointerProperty(name="Image", type=bpy.types.Image)
+    image: PointerProperty(name="Image", type=bpy.types.Image, description="A style image every shot takes after")
 
 
 class RegiaShotVersion(bpy.types.PropertyGroup):
@@ -68,9 +69,10 @@ class RegiaShotVersion(bpy.types.PropertyGroup):
 
 class RegiaShot(bpy.types.PropertyGroup):
     name: StringProperty(name="Name", default="Shot")
+    label: shown_name("The shot's name: its strip, its files and its errors say it")
     uid: StringProperty(options={"HIDDEN"})
-    frame_start: IntProperty(name="Start", default=1)
-    frame_end: IntProperty(name="End", default=24)
+    frame_start: IntProperty(name="Start", default=1, description="The shot's first frame")
+    frame_end: IntProperty(name="End", default=24, description="The shot's last frame")
     camera: PointerProperty(
         name="Camera", type=bpy.types.Object, poll=_is_camera, description="The shot's camera (empty: the scene's)"
     )
@@ -81,10 +83,15 @@ class RegiaShot(bpy.types.PropertyGroup):
     active_guide: IntProperty()
     regions: CollectionProperty(type=RegiaRegion)
     active_region: IntProperty()
-    region_map: PointerProperty(name="Region map", type=bpy.types.Image, description="Colour-key regions' image")
+    region_map: PointerProperty(name="Region Map", type=bpy.types.Image, description="Color-key regions' image")
     use_blockout: BoolProperty(name="Blockout", description="Render the camera's view and use it as a guide")
-    blockout: EnumProperty(name="Use", items=BLOCKOUT_ITEMS, default="BOTH")
-    blockout_weight: FloatProperty(name="Blockout weight", default=1.0, min=0.0, max=100.0, soft_max=4.0)
+    blockout: EnumProperty(
+        name="Use", items=BLOCKOUT_ITEMS, default="BOTH", description="What of the blockout render guides the shot"
+    )
+    blockout_weight: FloatProperty(
+        name="Blockout Weight", default=1.0, min=0.0, max=100.0, soft_max=4.0,
+        description="How strongly the blockout guides the shot",
+    )  # fmt: skip
     blockout_image: PointerProperty(type=bpy.types.Image, description="The last blockout render")
     outline_image: PointerProperty(type=bpy.types.Image, description="Edges of the last blockout render")
     job: PointerProperty(type=RegiaJobStatus)
@@ -96,29 +103,42 @@ class RegiaShot(bpy.types.PropertyGroup):
 
 class RegiaStoryboard(bpy.types.PropertyGroup):
     name: StringProperty(name="Name", default="Storyboard", description="Also the Sequencer channel's name")
+    label: shown_name("The storyboard's name: its shots' files and the Sequencer channel say it")
     shots: CollectionProperty(type=RegiaShot)
-    active_shot: IntProperty(name="Active shot")
+    active_shot: IntProperty(name="Active Shot")
     # The style every shot shares.
-    preset: EnumProperty(name="Preset", items=_presets)
+    preset: EnumProperty(name="Preset", items=_presets, description="A style preset: its defaults, your settings win")
     style_images: CollectionProperty(type=RegiaImageItem)
     active_style_image: IntProperty()
-    style_weight: FloatProperty(name="Style weight", default=1.0, min=0.0, max=100.0, soft_max=4.0)
-    palette: StringProperty(name="Palette", description="Hex colours, e.g. #223344 #ddcc88; empty for none")
-    palette_weight: FloatProperty(name="Palette weight", default=0.3, min=0.0, max=100.0, soft_max=4.0)
-    prompt: StringProperty(name="Style prompt", description="Added to every shot; {prompt} is the description")
-    negative: StringProperty(name="Style negative", description="What no shot should show")
+    style_weight: FloatProperty(
+        name="Style Weight", default=1.0, min=0.0, max=100.0, soft_max=4.0,
+        description="How strongly the style images guide every shot",
+    )  # fmt: skip
+    palette: StringProperty(name="Palette", description="Hex colors, e.g. #223344 #ddcc88; empty for none")
+    palette_weight: FloatProperty(
+        name="Palette Weight", default=0.3, min=0.0, max=100.0, soft_max=4.0,
+        description="How strongly every shot keeps to the palette",
+    )  # fmt: skip
+    prompt: StringProperty(name="Style Prompt", description="Added to every shot; {prompt} is the description")
+    negative: StringProperty(name="Style Negative", description="What no shot should show")
     # How each shot is made.
     generator: EnumProperty(
         name="Generator", items=GENERATOR_ITEMS, default="pixels", description="How each shot's pixels are made"
     )
-    width: IntProperty(name="Width", default=320, min=16, max=2048)
-    height: IntProperty(name="Height", default=180, min=16, max=2048)
-    steps: IntProperty(name="Steps", default=150, min=1, max=100_000, soft_max=2000)
-    seed: IntProperty(name="Seed", default=0, min=0)
-    seed_rule: EnumProperty(name="Seeds", items=SEED_RULE_ITEMS, default="per_shot")
-    clip_model: StringProperty(name="CLIP model", description="open_clip name, e.g. ViT-B-32; empty for none")
-    clip_weights: StringProperty(name="CLIP weights", description="open_clip pretrained tag or a checkpoint file")
-    preview_every: IntProperty(name="Preview every", default=10, min=0, max=10_000)
+    width: IntProperty(name="Width", default=320, min=16, max=2048, description="Every shot's width, in pixels")
+    height: IntProperty(name="Height", default=180, min=16, max=2048, description="Every shot's height, in pixels")
+    steps: IntProperty(
+        name="Steps", default=150, min=1, max=100_000, soft_max=2000, description="Optimization steps: more is slower"
+    )
+    seed: IntProperty(name="Seed", default=0, min=0, description="The same seed and settings give the same shots")
+    seed_rule: EnumProperty(
+        name="Seeds", items=SEED_RULE_ITEMS, default="per_shot", description="Where each shot's seed comes from"
+    )
+    clip_model: StringProperty(name="CLIP Model", description="open_clip name, e.g. ViT-B-32; empty for none")
+    clip_weights: StringProperty(name="CLIP Weights", description="open_clip pretrained tag or a checkpoint file")
+    preview_every: IntProperty(
+        name="Preview Every", default=10, min=0, max=10_000, description="Steps between previews (0: none)"
+    )
     # The diffusion generator's settings (shots start from no image, so there is no strength).
     diffusion_model: diffusion_model_property()
     sampler: sampler_property()
@@ -128,7 +148,7 @@ class RegiaStoryboard(bpy.types.PropertyGroup):
     guidance_strength: guidance_strength_property()
     # Where shots go.
     channel: IntProperty(name="Channel", default=2, min=1, max=128, description="The Sequencer channel for shots")
-    default_length: IntProperty(name="Shot length", default=24, min=1, description="Frames for a new shot")
+    default_length: IntProperty(name="Shot Length", default=24, min=1, description="Frames for a new shot")
     text: PointerProperty(name="Text", type=bpy.types.Text, description="Lines 'Shot name: description'")
     folder: StringProperty(
         name="Folder", subtype="DIR_PATH", description="Where shot images go (empty: beside the .blend, or Regia's own)"

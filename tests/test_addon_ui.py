@@ -54,7 +54,7 @@ def test_a_jobs_cancel_stays_while_the_live_preview_is_shown(run: dict[str, Any]
         seen = target[step]
         assert seen["editor"] == "photo (preview)", seen
         assert seen["target"] == "photo" and seen["cancel"] and seen["regions"] == ["sky", "face"], (step, seen)
-    assert target["cancelled"] == ["CANCELLED", False]
+    assert target["cancelled"] == [["FINISHED"], "CANCELLED", False]
     assert target["shot_layer"] is None  # a shot's paint layer is nobody's target
 
 

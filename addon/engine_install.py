@@ -82,6 +82,9 @@ def remove_environment(venv: Path) -> None:
     """Delete the environment; refuses a folder that is not one (no marker, no pyvenv.cfg)."""
     if not venv.exists():
         return
+    if not any(venv.iterdir()):
+        venv.rmdir()
+        return
     if not (venv / MARKER_NAME).exists() and not (venv / "pyvenv.cfg").exists():
         raise InstallError(f"{venv} is not an engine environment made by Regia: it was left as it is")
     try:
@@ -106,8 +109,9 @@ class InstallStatus:
     message: str = ""
     package_index: int = 0
     package_count: int = 0
-    bytes_done: int = 0
-    bytes_total: int = 0
+    bytes_done: int = 0  # downloaded by this step so far
+    file_done: int = 0  # of the file under way
+    bytes_total: int = 0  # the file under way's size
 
 
 class _Cancelled(Exception):
@@ -166,6 +170,7 @@ class EngineInstaller:
                 package_index=progress.index,
                 package_count=progress.count,
                 bytes_done=progress.bytes_done,
+                file_done=progress.file_done,
                 bytes_total=progress.file_total,
             )
         return status

@@ -404,3 +404,80 @@ def test_cancel_mid_download_then_install_resumes(tmp_path: Path, index: Index) 
     assert "Creating the environment" not in resumed  # the environment made before Cancel was kept
     assert "Requirement already satisfied: torch" in resumed
     assert engine_install.environment_state(plan.venv, REQUIREMENTS) == engine_install.READY
+
+
+# ---- the add-on's side, in headless bpy --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pins_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Index]:
+    """A dummy wheel for every pin of engine_requirements.txt: PyTorch's on /torch/, the rest on /simple/."""
+    folder = tmp_path_factory.mktemp("pins")
+    files = folder / "files"
+    files.mkdir()
+    torch, rest = [], [*(shutil.copy(wheel, files) and files / wheel.name for wheel in PIP_WHEELS[-1:])]
+    for line in install_plan.read_requirements():
+        name, version = line.split("==")
+        wheel = build_wheel(files, install_plan.requirement_name(name), version)
+        (torch if install_plan.requirement_name(name) in install_plan.TORCH_PACKAGES else rest).append(wheel)
+    write_index(folder / "torch", torch)
+    write_index(folder / "simple", rest)
+    served = Index(folder)
+    yield served
+    served.close()
+
+
+@pytest.mark.bpy
+@pytest.mark.slow
+def test_install_engine_from_the_preferences(tmp_path: Path, pins_index: Index) -> None:
+    import bpykit
+
+    bpykit.require_bpy()
+    zip_path = bpykit.build_extension(tmp_path / "dist")
+    env = bpykit.bpy_env(
+        tmp_path / "home",
+        REGIA_INDEX_URL=f"{pins_index.url}/simple/",
+        REGIA_TORCH_INDEX_URL=f"{pins_index.url}/torch/",
+        PIP_CONFIG_FILE=os.devnull,
+    )
+    env = {k: v for k, v in env.items() if not k.startswith("PIP_") or k == "PIP_CONFIG_FILE"}
+    env.pop("REGIA_PYTHON", None)
+    script = (Path(__file__).parent / "bpy_scripts" / "install_engine.py").read_text()
+    result = bpykit.run_bpy(script, tmp_path, str(zip_path), timeout=600, env=env)
+    run = {item["phase"]: item for item in bpykit.results(result)}
+
+    fresh = run["fresh"]
+    assert fresh["message"].startswith("The engine is not installed: press Install Engine")
+    assert "op:regia.engine_install:IMPORT" in fresh["drawn"]
+    assert not any(op in line for line in fresh["drawn"] for op in ("engine_start", "engine_stop", "engine_repair"))
+    assert any(line.startswith("label:Not installed: Install Engine puts PyTorch") for line in fresh["drawn"])
+
+    offline = run["offline"]
+    assert "Allow Online Access" in offline["refused"] and offline["state"] == "missing"
+    assert any("Allow Online Access" in line for line in offline["drawn"])
+
+    cancelled = run["cancelled"]
+    assert "op:regia.engine_install_cancel:CANCEL" in cancelled["running"]
+    assert "op:regia.engine_install:IMPORT" not in cancelled["running"]
+    assert (cancelled["status"], cancelled["state"]) == ("cancelled", "incomplete")
+    assert any(line.startswith("label:Not finished") for line in cancelled["drawn"])
+    assert any(line.startswith("label:Log: ") for line in cancelled["drawn"])
+
+    installed = run["installed"]
+    assert installed["status"] == "done" and installed["state"] == "ready", installed
+    assert installed["python"] == str(install_plan.venv_python(Path(installed["venv"])))
+    assert installed["venv"].startswith(str(tmp_path / "home")), "the environment is in the extension's user folder"
+    assert any(s.get("step") == "Installing the engine's packages" for s in installed["seen"])
+    assert installed["engine"] == "stopped" and installed["engine_message"] == "Engine not started"
+    drawn = installed["drawn"]
+    assert "op:regia.engine_start:PLAY" in drawn and "op:regia.engine_install:IMPORT" not in drawn
+    assert "op:regia.engine_repair:TOOL_SETTINGS" in drawn and "op:regia.engine_remove:TRASH" in drawn
+    assert "op:regia.engine_stop:QUIT" not in drawn
+
+    removed = run["removed"]
+    assert removed["state"] == "missing" and removed["python"] == ""
+    assert not Path(installed["venv"]).exists()
+
+    remote = run["remote"]["drawn"]
+    assert "op:regia.engine_check:URL" in remote and "prop:remote_url" in remote
+    assert not [line for line in remote if "engine_install" in line or "engine_start" in line]

@@ -16,6 +16,7 @@ import bpy
 from ..diffusion import ModelEntry, clip_models, health_line, serve_args
 from ..engine_client import EngineClient, EngineError
 from ..engine_process import EXITED, READY, EngineStartError, ManagedEngine, stop_all_engines
+from . import install_engine
 from .paths import EXTENSION_PACKAGE, EXTENSION_ROOT, user_dir
 
 # A Python for the managed engine when the preference is empty (e.g. set by a studio's launcher).
@@ -38,7 +39,18 @@ def preferences() -> bpy.types.AddonPreferences:
 
 
 def python_path(prefs: bpy.types.AddonPreferences) -> str:
-    return bpy.path.abspath(prefs.python_path).strip() or os.environ.get(PYTHON_ENV, "").strip()
+    """The managed engine's Python: the Custom Python preference, else REGIA_PYTHON, else the environment Install
+    Engine made ('' when none of them is there)."""
+    custom = bpy.path.abspath(prefs.python_path).strip() or os.environ.get(PYTHON_ENV, "").strip()
+    return custom or install_engine.python()
+
+
+def running_python() -> str | None:
+    """The Python the managed engine runs with, while it runs."""
+    return _managed.python if _managed is not None and _managed.running else None
+
+
+NOT_INSTALLED = "The engine is not installed: press Install Engine in Regia's preferences"
 
 
 def model_path(path: str) -> str:
@@ -65,10 +77,9 @@ def start() -> None:
     prefs = preferences()
     python = python_path(prefs)
     if not python:
-        raise EngineStartError(
-            "No Python set for the engine: in Regia's preferences, set 'Python' to an interpreter with torch "
-            "installed (e.g. the .venv/bin/python made by `make venv` in Regia's source folder)"
-        )
+        if install_engine.running():
+            raise EngineStartError("The engine is being installed: it can start once the install finishes")
+        raise EngineStartError(f"{NOT_INSTALLED} (Edit > Preferences > Add-ons > Regia)")
     stop()
     extra = engine_args(prefs)  # joined: a value is never an option
     _managed = ManagedEngine(python, EXTENSION_ROOT, user_dir("engine-data"), device=prefs.device, extra_args=extra)
@@ -85,7 +96,8 @@ def stop() -> None:
 
 
 def shutdown() -> None:
-    """On unregister: no engine process may outlive the add-on."""
+    """On unregister: no engine process (nor pip) may outlive the add-on."""
+    install_engine.shutdown()
     stop()
     stop_all_engines()
 
@@ -102,6 +114,8 @@ def poll() -> str:
     if _managed is None:
         if status.state not in ("stopped", "failed"):
             status.state, status.message = "stopped", "Engine not started"
+        if status.state == "stopped" and status.message in ("Engine not started", NOT_INSTALLED):
+            status.message = "Engine not started" if python_path(preferences()) else NOT_INSTALLED
         return status.state
     if status.state == "starting":
         state = _managed.poll()

@@ -1,11 +1,12 @@
-"""Operators for the connection to the engine: Start, Stop, Restart (the managed engine) and Check (any engine)."""
+"""Operators for the connection to the engine: Start, Stop, Restart (the managed engine) and Check (any engine);
+CLASSES also registers Install Engine's (install_operators.py)."""
 
 from __future__ import annotations
 
 import bpy
 
 from ..engine_process import EngineStartError
-from . import connection, jobs
+from . import connection, install_operators, jobs
 
 
 class _EngineStarter(bpy.types.Operator):
@@ -65,4 +66,5 @@ CLASSES: tuple[type, ...] = (
     REGIA_OT_engine_stop,
     REGIA_OT_engine_restart,
     REGIA_OT_engine_check,
+    *install_operators.CLASSES,
 )

@@ -10,7 +10,8 @@ import bpy
 from bpy.props import CollectionProperty, EnumProperty, IntProperty, StringProperty
 
 from ..diffusion import MODEL_SUFFIXES, is_random, label_for, model_path_problem
-from . import connection
+from . import connection, install_engine
+from .install_operators import draw_install
 from .lists import ListSpec, draw_list, list_row, register_list
 from .paths import EXTENSION_PACKAGE, EXTENSION_ROOT
 
@@ -39,9 +40,15 @@ class RegiaPreferences(bpy.types.AddonPreferences):
         description="Where the engine runs",
     )
     python_path: StringProperty(
-        name="Python",
+        name="Custom Python",
         subtype="FILE_PATH",
-        description="A Python interpreter with the engine's requirements (torch) installed",
+        description="Optional: a Python with the engine's requirements, used instead of the environment Install "
+        "Engine makes (leave empty to use that one)",
+    )
+    install_python: StringProperty(
+        name="Python for Install",
+        subtype="FILE_PATH",
+        description="The Python 3.11 that makes the engine's environment (leave empty to use Blender's own)",
     )
     device: EnumProperty(
         name="Device",
@@ -66,15 +73,22 @@ class RegiaPreferences(bpy.types.AddonPreferences):
     active_diffusion_model: IntProperty(
         name="Active Diffusion Model", description="The entry whose label and path are shown below the list"
     )
-    remote_url: StringProperty(name="URL", default="http://127.0.0.1:8765", description="The remote engine's address")
+    remote_url: StringProperty(
+        name="URL",
+        default="http://127.0.0.1:8765",
+        description="The remote engine's address: http://HOST:PORT of a `python -m engine serve` on another computer",
+    )
     remote_token: StringProperty(
-        name="Token", subtype="PASSWORD", description="The remote engine's token (empty: it needs none)"
+        name="Token",
+        subtype="PASSWORD",
+        description="The token the remote engine was started with (its REGIA_ENGINE_TOKEN); empty when it needs none",
     )
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         layout.prop(self, "engine_mode", expand=True)
         if self.engine_mode == "MANAGED":
+            draw_install(layout, self)
             layout.prop(self, "python_path")
             layout.prop(self, "device")
             layout.prop(self, "clip_models")
@@ -214,6 +228,8 @@ class REGIA_OT_diffusion_model_problem(bpy.types.Operator):
 
 
 def draw_engine_status(layout: bpy.types.UILayout) -> None:
+    """The engine's status line and the buttons that make sense now: Install Engine while there is no Python to
+    start it with, Start when it is stopped, Stop and Restart while it runs; Remote: its status and Check."""
     status = connection.status
     icon = {"ready": "CHECKMARK", "starting": "SORTTIME", "failed": "ERROR", "remote": "URL"}.get(status.state, "X")
     box = layout.box()
@@ -221,9 +237,17 @@ def draw_engine_status(layout: bpy.types.UILayout) -> None:
         box.label(text=line, icon=icon if i == 0 else "BLANK1")
     row = box.row(align=True)
     if connection.is_managed():
-        row.operator("regia.engine_start", icon="PLAY")
-        row.operator("regia.engine_stop", icon="PAUSE")
-        row.operator("regia.engine_restart", icon="FILE_REFRESH")
+        if status.state in ("starting", "ready"):
+            row.operator("regia.engine_stop", icon="QUIT")
+            row.operator("regia.engine_restart", icon="FILE_REFRESH")
+        elif install_engine.running():
+            row.operator("regia.engine_install_cancel", icon="CANCEL")
+        elif connection.python_path(connection.preferences()):
+            row.operator("regia.engine_start", icon="PLAY")
+        else:
+            row.operator("regia.engine_install", icon="IMPORT")
+        if status.state != "ready":
+            return
     row.operator("regia.engine_check", icon="URL")
 
 

@@ -16,7 +16,7 @@ import pytest
 pytestmark = [pytest.mark.bpy]
 
 SCRIPT = Path(__file__).parent / "bpy_scripts" / "addon_ui.py"
-PHASES = ("target", "paint_new", "tooltips", "errors")
+PHASES = ("target", "paint_new", "tooltips", "errors", "storyboard")
 # Operators that change the .blend's data: Ctrl+Z must take them back.
 UNDOABLE = {
     "regia.use_editor_image", "regia.region_add_mask_layer", "regia.region_add_paint", "regia.region_add_color_key",
@@ -100,3 +100,20 @@ def test_errors_wrap_to_the_sidebar_and_offer_preferences_where_the_fix_is(run: 
         assert "a-very-long-name-of-a" in narrow["joined"].replace(" ", "")  # a long path is broken, not lost
         assert narrow["preferences"] == (kind != "FAILED"), kind
     assert errors["storyboard_longest"] <= fits
+
+
+def test_shots_from_markers_asks_before_removing_shots_no_marker_makes(run: dict[str, Any]) -> None:
+    board = run["storyboard"]
+    assert board["replaced"] == ["By Hand"]
+    assert board["asked"] == ["No marker makes By Hand: remove it?"]  # pressed, it asks first (here: No)
+    assert board["invoked"] == ["CANCELLED"] and board["after_invoke"] == ["By Hand"]
+    assert board["kept"] == ["A", "By Hand"]
+
+
+def test_shot_buttons_are_disabled_when_they_cannot_work_and_the_message_clears(run: dict[str, Any]) -> None:
+    board = run["storyboard"]
+    assert (board["open_without_image"], board["open_with_image"]) == (False, True)
+    assert (board["regenerate_idle"], board["regenerate_running"]) == (True, False)
+    assert board["message_one_left"] == "2 shots queued"  # another shot still runs
+    assert board["message_all_ended"] == ""
+    assert "Shot 'A' style image: no image" in board["row_labels"]

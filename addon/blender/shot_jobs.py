@@ -9,7 +9,7 @@ from typing import Any
 import bpy
 
 from ..job_tracker import Job, Key
-from .jobs import TRACKER, StatusView, ensure_timer
+from .jobs import FINAL_STATES, TRACKER, StatusView, ensure_timer
 from .owners import find_shot
 from .storyboard_versions import add_version
 
@@ -45,11 +45,21 @@ class ShotJobView(StatusView):
 
     # Previews: the shot's strip changes only when a version is done.
 
+    def apply(self, job: Job, event: Any) -> None:
+        super().apply(job, event)
+        scene, shot = _owner(job)
+        if shot is not None and shot.job.state in FINAL_STATES and not _others_running(scene, job):
+            scene.regia_storyboard.message = ""  # "3 shots queued" is over: each shot's row says how it ended
+
     def done(self, job: Job, png: bytes) -> str:
         scene, shot = _owner(job)
         seconds = job.seconds
         image = add_version(scene, shot, png, shot.job.job_id, seconds, job.spec)
         return f"Done: {image.name} in {seconds:.1f} s"
+
+
+def _others_running(scene: bpy.types.Scene, job: Job) -> bool:
+    return any(other is not job and not other.ended for other in TRACKER.running(key(scene)))
 
 
 VIEW = ShotJobView()

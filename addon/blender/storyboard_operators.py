@@ -16,7 +16,7 @@ from ..spec_builder import InputError
 from ..storyboard import Marker, ShotRange, parse_shot_text, shots_from_markers, shots_from_text, spec_blobs
 from . import jobs, shot_jobs
 from .images import new_paint_layer
-from .owners import find_shot, shot_at, storyboard_of
+from .owners import active_shot, find_shot, shot_at, storyboard_of
 from .storyboard_blockout import render_blockout, store
 from .storyboard_export import export
 from .storyboard_inputs import ensure_uids, prepare
@@ -65,6 +65,27 @@ def apply_ranges(storyboard: bpy.types.PropertyGroup, ranges: list[ShotRange], r
     storyboard.active_shot = min(max(storyboard.active_shot, 0), len(storyboard.shots) - 1)
 
 
+def marker_ranges(scene: bpy.types.Scene) -> tuple[list[ShotRange], list[str]]:
+    markers = [Marker(m.name, m.frame, m.camera.name if m.camera else None) for m in scene.timeline_markers]
+    return shots_from_markers(markers, scene.frame_end)
+
+
+def shots_replaced(storyboard: bpy.types.PropertyGroup, ranges: list[ShotRange]) -> list[str]:
+    """The shots `apply_ranges(..., replace=True)` would remove: those no range names (made by hand, or by text)."""
+    names = {r.name for r in ranges}
+    return [shot.name for shot in storyboard.shots if shot.name not in names]
+
+
+def confirm(context: bpy.types.Context, operator: bpy.types.Operator, event: bpy.types.Event, message: str) -> set:
+    """Ask before going on; Blender 4.1+ shows `message` in the popup, older ones their own question."""
+    try:
+        return context.window_manager.invoke_confirm(
+            operator, event, title=operator.bl_label, message=message, confirm_text="Replace", icon="WARNING"
+        )
+    except TypeError:
+        return context.window_manager.invoke_confirm(operator, event)
+
+
 class REGIA_OT_storyboard_from_markers(bpy.types.Operator):
     """Make a shot for each timeline marker bound to a camera: from the marker to the frame before the next one,
     the last to the scene's end"""
@@ -74,10 +95,17 @@ class REGIA_OT_storyboard_from_markers(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
     replace: BoolProperty(name="Replace", default=True, description="Remove shots that no marker makes")
 
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        """Shots no marker makes (made by hand, or from text) go only when the artist says so."""
+        ranges, _notes = marker_ranges(context.scene)
+        gone = shots_replaced(storyboard_of(context), ranges) if self.replace and ranges else []
+        if not gone:
+            return self.execute(context)
+        shown = ", ".join(gone[:5]) + (f" and {len(gone) - 5} more" if len(gone) > 5 else "")
+        return confirm(context, self, event, f"No marker makes {shown}: remove {'it' if len(gone) == 1 else 'them'}?")
+
     def execute(self, context: bpy.types.Context) -> set[str]:
-        scene = context.scene
-        markers = [Marker(m.name, m.frame, m.camera.name if m.camera else None) for m in scene.timeline_markers]
-        ranges, notes = shots_from_markers(markers, scene.frame_end)
+        ranges, notes = marker_ranges(context.scene)
         storyboard = storyboard_of(context)
         if not ranges:
             storyboard.message = "No marker is bound to a camera: bind one in the timeline (Marker > Bind Camera)"
@@ -239,6 +267,16 @@ class REGIA_OT_storyboard_regenerate_shot(_ShotOperator):
     bl_idname = "regia.storyboard_regenerate_shot"
     bl_label = "Regenerate Shot"
 
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        shot = active_shot(storyboard_of(context))
+        if shot is None:
+            return False
+        if shot_jobs.is_running(context.scene, shot.uid):
+            cls.poll_message_set("The shot is already queued or running")
+            return False
+        return True
+
     def execute(self, context: bpy.types.Context) -> set[str]:
         shot = self.shot(context)
         return {"CANCELLED"} if shot is None else generate(self, context, [shot])
@@ -286,6 +324,14 @@ class REGIA_OT_storyboard_open_shot(_ShotOperator):
     bl_idname = "regia.storyboard_open_shot"
     bl_label = "Open in Image Editor"
     bl_options = {"REGISTER", "UNDO"}  # it sets the scene's Target
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        shot = active_shot(storyboard_of(context))
+        if shot is None or shot.image is None:
+            cls.poll_message_set("The shot has no image yet: generate it first")
+            return False
+        return True
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         shot = self.shot(context)

@@ -26,6 +26,9 @@ _ACTIVE_STATES = ("STARTING", "UPLOADING", "QUEUED", "RUNNING")
 def _shot_row(layout: bpy.types.UILayout, data: object, shot: bpy.types.PropertyGroup) -> None:
     row = layout.row(align=True)
     row.prop(shot, "label", text="", emboss=False, icon=_STATE_ICONS.get(shot.job.state, "DOT"))
+    if shot.job.state in ("FAILED", "INTERRUPTED") and shot.job.message:
+        row.label(text=shot.job.message)  # why, where the artist looks; the Shot panel has all of it, wrapped
+        return
     row.label(text=f"{shot.frame_start}-{shot.frame_end}")
     if shot.job.state in _ACTIVE_STATES:
         row.progress(text=shot.job.state.title(), factor=shot.job.fraction, type="RING")

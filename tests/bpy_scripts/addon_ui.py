@@ -50,9 +50,10 @@ class UiRecorder:
     """A stand-in for UILayout: records each prop, operator and label as the artist would read it, and the problems
     with it (no tooltip, not Title Case, "Colour", an icon Blender lacks). `where` says which panel and state."""
 
-    def __init__(self, log: dict, where: str) -> None:
+    def __init__(self, log: dict, where: str, rows: bool = False) -> None:
         object.__setattr__(self, "log", log)
         object.__setattr__(self, "where", where)
+        object.__setattr__(self, "rows", rows)
 
     def __setattr__(self, name: str, value: object) -> None:  # row.scale_y = ..., operator(...).list_id = ...
         pass
@@ -109,7 +110,7 @@ class UiRecorder:
                 self.log["labels"].append(text)
                 # A label without an icon is a heading: Title Case. With one it is a message (a sentence); data
                 # (sizes, frames, counts) is neither.
-                heading = not icon or icon == "NONE"
+                heading = not self.rows and (not icon or icon == "NONE")
                 self.check_text("label", text, title=heading and not any(c.isdigit() for c in text))
             elif name in ("prop", "prop_search"):
                 self.check_property(args[0], args[1], kwargs.get("text"), bool(kwargs.get("expand")))
@@ -121,7 +122,7 @@ class UiRecorder:
             elif name in ("operator", "operator_menu_enum"):
                 self.check_operator(args[0], kwargs.get("text"))
                 self.log["calls"].append(f"operator:{args[0]}")
-            return UiRecorder(self.log, self.where)
+            return UiRecorder(self.log, self.where, self.rows)
 
         return call
 
@@ -147,9 +148,10 @@ def draw_panels(log: dict, panels: list[type], context: object, where: str) -> N
 
 
 def draw_rows(log: dict, lists: list[tuple[object, str]], context: object, where: str) -> None:
+    """List rows: their labels are data (a name, frames, a failed shot's reason), not headings."""
     for data, prop in lists:
         for item in getattr(data, prop):
-            recorder = UiRecorder(log, f"{item.bl_rna.identifier} row, {where}")
+            recorder = UiRecorder(log, f"{item.bl_rna.identifier} row, {where}", rows=True)
             bpy.types.REGIA_UL_items.draw_item(None, context, recorder, data, item, 0, data, "", 0)
 
 
@@ -469,6 +471,53 @@ def phase_errors(target: bpy.types.Image) -> None:
     out["storyboard_longest"] = max(len(label) for label in log["labels"] if label)
     board.message = ""
     emit(phase="errors", **out)
+
+
+def phase_storyboard(target: bpy.types.Image) -> None:
+    """Shots from Markers asks before removing shots no marker makes; a failed shot says why in the list; Open in
+    Image Editor and Regenerate are greyed out when they cannot work; the message box clears when jobs end."""
+    scene, board, out = bpy.context.scene, bpy.context.scene.regia_storyboard, {}
+    operators, shot_jobs, jobs = blender("storyboard_operators"), blender("shot_jobs"), blender("jobs")
+    board.shots.clear()
+    camera = bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam"))
+    scene.collection.objects.link(camera)
+    marker = scene.timeline_markers.new("A", frame=1)
+    marker.camera = camera
+    assert bpy.ops.regia.list_add(list_id="SHOTS") == {"FINISHED"}
+    board.shots[-1].name = "By Hand"
+    ranges, _ = operators.marker_ranges(scene)
+    out["replaced"] = operators.shots_replaced(board, ranges)
+    asked: list[str] = []
+    operators.confirm = lambda context, operator, event, message: asked.append(message) or {"CANCELLED"}
+    # bpy in background never invokes (it executes): the button's invoke is called as Blender would call it.
+    pressed = SimpleNamespace(replace=True, bl_label="Shots from Markers", execute=lambda context: {"FINISHED"})
+    out["invoked"] = sorted(operators.REGIA_OT_storyboard_from_markers.invoke(pressed, bpy.context, None))
+    out["asked"] = asked
+    out["after_invoke"] = [shot.name for shot in board.shots]  # nothing goes before the artist says so
+    assert bpy.ops.regia.storyboard_from_markers(replace=False) == {"FINISHED"}
+    out["kept"] = sorted(shot.name for shot in board.shots)
+    # Polls: no image yet, then a job running.
+    board.active_shot = 0
+    shot = board.shots[0]
+    out["open_without_image"] = bpy.ops.regia.storyboard_open_shot.poll()
+    shot.image = bpy.data.images["stripes"]
+    out["open_with_image"] = bpy.ops.regia.storyboard_open_shot.poll()
+    out["regenerate_idle"] = bpy.ops.regia.storyboard_regenerate_shot.poll()
+    blender("storyboard_inputs").ensure_uids(board)
+    for other in board.shots:
+        jobs.TRACKER.submit(shot_jobs.key(scene, other.uid), shot_jobs.VIEW, {"steps": 5}, {})
+    board.message = f"{len(board.shots)} shots queued"
+    out["regenerate_running"] = bpy.ops.regia.storyboard_regenerate_shot.poll()
+    shot_jobs.cancel(scene, board.shots[0].uid)
+    out["message_one_left"] = board.message
+    shot_jobs.cancel(scene)
+    out["message_all_ended"] = board.message
+    # A failed shot's reason, in its row.
+    shot.job.state, shot.job.error_kind, shot.job.message = "FAILED", "INPUT", "Shot 'A' style image: no image"
+    log = new_log()
+    draw_rows(log, [(board, "shots")], SimpleNamespace(scene=scene), "failed shot")
+    out["row_labels"] = log["labels"]
+    emit(phase="storyboard", **out)
 
 
 def main() -> None:

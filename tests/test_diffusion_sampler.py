@@ -110,9 +110,11 @@ def test_prompts_per_region_with_negatives_and_the_top_level_for_the_rest():
 
 
 @pytest.mark.slow
-def test_keep_regions_and_uncovered_pixels_are_bit_exact(tmp_path):
+@pytest.mark.parametrize("weights", ["random:tiny-sd", "random:tiny-sdxl"])
+def test_keep_regions_and_uncovered_pixels_are_bit_exact(tmp_path, weights):
     folder = folder_with_images(tmp_path)
     spec = diffusion_spec(
+        models={"diffusion": {"weights": weights}},
         init={"image": "init.png"},
         guides=[{"kind": "text", "prompt": "a red door"}],
         regions=[{"name": "face", "mask": "right.png", "mode": "keep"}],

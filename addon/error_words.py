@@ -16,7 +16,7 @@ SETTINGS = {
     "init": "Target image",
     "width": "Size",
     "height": "Size",
-    "models": "CLIP model",
+    "models": "CLIP Model",
     "cutouts": "CLIP cutouts",
     "optimizer": "Optimizer",
     "generator": "Generator",
@@ -24,11 +24,11 @@ SETTINGS = {
     "preset": "Preset",
     "steps": "Steps",
     "seed": "Seed",
-    "preview_every": "Preview interval",
+    "preview_every": "Preview Every",
 }
 # Fields named more closely than by their first part (the diffusion generator's settings and its model).
 SETTINGS_BY_PATH = {
-    "models.clip": "CLIP model",
+    "models.clip": "CLIP Model",
     "models.diffusion": "Diffusion Model",
     "generator.sampler": "Sampler",
     "generator.cfg": "CFG Scale",

@@ -199,7 +199,7 @@ def test_the_status_line_says_which_diffusion_models_the_engine_has() -> None:
 def test_engine_errors_about_diffusion_fields_use_the_panels_names() -> None:
     spec = build_job(_job()).spec
     assert field_label("models.diffusion.weights", spec) == "Diffusion Model"
-    assert field_label("models.clip.weights", spec) == "CLIP model"
+    assert field_label("models.clip.weights", spec) == "CLIP Model"
     assert field_label("generator.cfg", spec) == "CFG Scale"
     assert field_label("generator.guidance_every", spec) == "Guidance Every"
     assert field_label("regions[0].guidance_scale", spec) == "Region 'sky' guidance scale"

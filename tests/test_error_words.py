@@ -24,7 +24,7 @@ def test_fields_are_named_as_the_artist_set_them_up():
     assert label("regions[1].mode", SPEC) == "Region 'Helmet'"
     assert label("guides[0].weight", SPEC) == "Palette guide 1 for all regions"
     assert label("init.image", SPEC) == "Target image"
-    assert label("width", SPEC) == "Size" and label("models.clip.weights", SPEC) == "CLIP model"
+    assert label("width", SPEC) == "Size" and label("models.clip.weights", SPEC) == "CLIP Model"
     assert label("(server)", SPEC) is None and label("Content-Type", SPEC) is None
     assert label("regions[7].mask", SPEC) == "Region '8' mask"  # past the spec: still readable
 

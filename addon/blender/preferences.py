@@ -46,7 +46,7 @@ class RegiaPreferences(bpy.types.AddonPreferences):
         "Engine makes (leave empty to use that one)",
     )
     install_python: StringProperty(
-        name="Python for Install",
+        name="Installer Python",
         subtype="FILE_PATH",
         description="The Python 3.11 that makes the engine's environment (leave empty to use Blender's own)",
     )

@@ -1,5 +1,5 @@
 """Command line: `python -m engine run SPEC --out DIR`, `validate`, `schema`, `presets`, `demo`, `serve`,
-`fetch-models`, `storyboard`.
+`fetch-models`, `storyboard`, `segment`.
 
 User mistakes end in one line on stderr and exit code 2; no traceback.
 """
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
+from .cli_segment import add_segment_command
 from .cli_serve import add_serve_command
 from .errors import JobCancelled, RegiaError, SpecError, SpecErrors
 from .process import default_threads, go_offline, tune_allocator
@@ -260,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_job_commands(sub)
     add_serve_command(sub, add_threads)
     _add_storyboard_and_model_commands(sub)
+    add_segment_command(sub)
     return parser
 
 

@@ -357,6 +357,17 @@ def _convert(err: dict[str, Any]) -> SpecError:
     return SpecError(field, message, value=value, allowed=_allowed(err, loc))
 
 
+def validate_model(model: type[BaseModel], data: Any, what: str) -> Any:
+    """Parse a decoded JSON object into `model` (a request other than a job spec), or raise SpecErrors naming every
+    bad field as validate_spec does."""
+    if not isinstance(data, dict):
+        raise SpecErrors([SpecError("(body)", f"{what} must be a JSON object", value=short_repr(data))])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise SpecErrors([_convert(e) for e in exc.errors(include_url=False)]) from None
+
+
 def validate_spec(data: Any) -> JobSpec:
     """Parse a decoded JSON object into a JobSpec, or raise SpecErrors naming every bad field."""
     if not isinstance(data, dict):

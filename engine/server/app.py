@@ -1,6 +1,6 @@
 """The engine server's app (docs/server-api.md): its state on the data dir, its routes, error answers and guards.
 
-- routes_health.py, routes_blobs.py, routes_jobs.py: the endpoints;
+- routes_health.py, routes_blobs.py, routes_jobs.py, routes_segment.py: the endpoints;
 - admission.py: what a spec must pass to be queued; bodies.py: reading request bodies;
 - handlers.py: error answers; openapi.py: the OpenAPI document;
 - guards.py (requests a web page could make), auth.py (the token), protocol.py (slow clients, the connection cap),
@@ -37,6 +37,7 @@ from .openapi import openapi_document
 from .routes_blobs import router as blob_routes
 from .routes_health import router as health_routes
 from .routes_jobs import router as job_routes
+from .routes_segment import router as segment_routes
 from .worker import Worker
 
 
@@ -149,7 +150,7 @@ def create_app(config: ServerConfig, log: JsonLog | None = None, lock: DataDirLo
     )
     state.about = _about(config, device)
     install_error_handlers(app, log)
-    for router in (health_routes, blob_routes, job_routes):
+    for router in (health_routes, blob_routes, job_routes, segment_routes):
         app.include_router(router)
     _add_middleware(app, config, log)
     app.openapi = lambda: openapi_document(app, config)  # type: ignore[method-assign]

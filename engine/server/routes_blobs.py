@@ -1,4 +1,5 @@
-"""PUT and HEAD /blobs/{sha256}: content-addressed PNG uploads, checked whole and within the image limits."""
+"""PUT, GET and HEAD /blobs/{sha256}: content-addressed PNG uploads, checked whole and within the image limits; GET
+also returns what the engine stored itself (a segmentation's region map)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from .blobs import HEX_ALLOWED, valid_name
 from .bodies import read_body
 from .errors import ApiError
-from .schemas import ERROR, BlobStored
+from .schemas import ERROR, PNG, BlobStored
 
 router = APIRouter()
 
@@ -27,6 +28,16 @@ async def put_blob(sha256: str, request: Request) -> JSONResponse:
     data = await read_body(request, config.max_blob_bytes, "--max-blob-mb", config.body_timeout)
     created = await run_in_threadpool(blobs.put, sha256, data)
     return JSONResponse({"blob": f"blob:{sha256}", "size": len(data)}, status_code=201 if created else 200)
+
+
+@router.get("/blobs/{sha256}", response_class=Response, responses={200: PNG, 404: ERROR, 422: ERROR})
+def get_blob(sha256: str, request: Request) -> Response:
+    if not valid_name(sha256):
+        raise ApiError.one(422, "sha256", "not a blob name", sha256, HEX_ALLOWED)
+    blobs = request.app.state.blobs
+    if not blobs.size_of(sha256):  # missing, or damaged (then removed)
+        raise ApiError.one(404, "sha256", "no blob with this sha256", sha256)
+    return Response(blobs.read(sha256), media_type="image/png")
 
 
 @router.head("/blobs/{sha256}", response_model=None, responses={200: {"description": "stored"}, 404: ERROR})

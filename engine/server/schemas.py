@@ -84,5 +84,20 @@ class BlobStored(BaseModel):
     size: int
 
 
+class SegmentPart(BaseModel):
+    index: int  # 1-based, largest first
+    color: str  # "#rrggbb": the part's key colour in the map
+    pixels: int
+    box: list[int]  # x0, y0, x1, y1 (exclusive), top-down
+
+
+class SegmentAnswer(BaseModel):
+    width: int
+    height: int
+    method: str
+    map: str  # blob:<sha256> of the colour-key region map (GET /blobs/{sha256})
+    parts: list[SegmentPart]
+
+
 ERROR = {"model": ErrorBody}  # an error answer, in an endpoint's `responses`
 PNG = {"content": {"image/png": {}}, "description": "a PNG image"}

@@ -224,7 +224,7 @@ class EngineInstaller:
         digest = requirements_digest(plan.requirements)
         self._step("Checking the Python that makes the environment")
         self._check_base_python()
-        if plan.repair or not plan.python.exists():
+        if plan.repair or not plan.python.exists() or not read_marker(plan.venv):  # venv ran to its end once
             self._step("Creating the environment")
             plan.venv.parent.mkdir(parents=True, exist_ok=True)
             self._call(plan.make_venv(), "Could not create the environment")
@@ -386,7 +386,7 @@ class EngineInstaller:
                 try:
                     proc.wait(KILL_GRACE)
                 except subprocess.TimeoutExpired:
-                    self._signal(signal.SIGKILL)
+                    self._signal(getattr(signal, "SIGKILL", signal.SIGTERM))  # Windows has no SIGKILL
                 return
 
     def _write(self, line: str) -> None:

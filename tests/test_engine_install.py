@@ -182,10 +182,14 @@ def test_environment_state_and_remove(tmp_path: Path) -> None:
     assert engine_install.environment_state(venv, ["a==2"]) == engine_install.OUTDATED
     other = tmp_path / "mine"
     other.mkdir()
+    (other / "notes.txt").write_text("not Regia's")
     with pytest.raises(engine_install.InstallError, match="not an engine environment"):
         engine_install.remove_environment(other)
     engine_install.remove_environment(venv)
     assert not venv.exists() and other.exists()
+    (tmp_path / "empty").mkdir()  # what a cancel before `venv` ran can leave
+    engine_install.remove_environment(tmp_path / "empty")
+    assert not (tmp_path / "empty").exists()
 
 
 # ---- real installs from a loopback index ---------------------------------------------------------------------
@@ -365,6 +369,29 @@ def test_a_package_missing_from_the_index_is_reported_with_the_log(tmp_path: Pat
     assert "No matching distribution found for kornia" in plan.log_path.read_text()
     assert engine_install.environment_state(plan.venv, plan.requirements) == engine_install.INCOMPLETE
     assert engine_install.installed_python(plan.venv) is None
+
+
+def test_a_python_that_cannot_make_the_environment_is_named(tmp_path: Path) -> None:
+    plan = install_plan.make_plan(tmp_path, "/nonexistent/python3", Machine("linux", "x86_64"), needed_bytes=1)
+    status = engine_install.EngineInstaller(plan).start().wait(60)
+    assert status.state == engine_install.FAILED
+    assert status.message.startswith("/nonexistent/python3 cannot make the engine's environment")
+    assert "Blender's own" in status.message and not plan.venv.exists()
+    fake = tmp_path / "python3.10"
+    fake.write_text("#!/bin/sh\necho 3.10\n")
+    fake.chmod(0o755)
+    plan = install_plan.make_plan(tmp_path, str(fake), Machine("linux", "x86_64"), needed_bytes=1)
+    status = engine_install.EngineInstaller(plan).start().wait(60)
+    assert "is Python 3.10, and the engine needs Python 3.11" in status.message
+
+
+def test_cancel_at_once_leaves_nothing_running(tmp_path: Path) -> None:
+    plan = install_plan.make_plan(tmp_path, sys.executable, Machine("linux", "x86_64"), needed_bytes=1)
+    installer = engine_install.EngineInstaller(plan).start()
+    installer.cancel()
+    status = installer.wait(60)
+    assert status.state == engine_install.CANCELLED and not installer.running
+    assert engine_install.environment_state(plan.venv, plan.requirements) != engine_install.READY
 
 
 def pid_gone(pid: int) -> bool:

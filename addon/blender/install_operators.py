@@ -137,7 +137,7 @@ def draw_install(layout: bpy.types.UILayout, prefs: Any) -> None:
 _STATE_WORDS = {
     "missing": ("Not installed: Install Engine puts PyTorch and its packages ({size}) in {folder}", "INFO"),
     "incomplete": ("Not finished (cancelled or failed): Install Engine goes on where it stopped", "INFO"),
-    "outdated": ("Installed for an older Regia: press Repair to update its packages", "ERROR"),
+    "outdated": ("Installed for an older Regia: press Install Engine to update its packages", "ERROR"),
     "ready": ("Installed in {folder}", "CHECKMARK"),
 }
 

@@ -78,8 +78,10 @@ class PipProgress:
         if not self.package:
             return "Looking for packages"
         text = f"{self.package} ({self.index} of {self.count})"
-        if self.file_total:
+        if self.file_total >= MB and self.file_done:  # pip's raw progress
             text += f", {self.file_done / MB:.0f} of {self.file_total / MB:.0f} MB"
+        elif self.file_total >= MB:  # an older pip says the size, then nothing until the file is in
+            text += f", downloading {self.file_total / MB:.0f} MB"
         if self.bytes_done >= MB:
             text += f"; {self.bytes_done / MB:.0f} MB so far"
         return text

@@ -136,17 +136,20 @@ def test_pip_output_as_progress() -> None:
     assert progress.line() == "Looking for packages"
     for line in (
         "Collecting torch==2.14.1",
+        "  Downloading torch-2.14.1-cp311-none-any.whl.metadata (29 kB)",
         "  Downloading https://x/torch-2.14.1-cp311-none-any.whl (800.0 MB)",
+        "Progress 0 of 800000000",
         "Progress 1000000 of 800000000",
         "Progress 120000000 of 800000000",
     ):
         progress.feed(line)
     assert (progress.index, progress.count, progress.package) == (1, 2, "torch")
-    assert progress.line() == "torch (1 of 2), 120 of 800 MB; 120 MB so far"
+    assert progress.line() == "torch (1 of 2), 120 of 800 MB; 120 MB so far"  # the metadata's 29 kB too
     for line in ("Collecting Sympy>=1.1 (from torch)", "  Downloading sympy-1.13-py3-none-any.whl (6.2 MB)"):
         progress.feed(line)
+    assert progress.line() == "sympy (2 of 2), downloading 6 MB; 800 MB so far"  # no raw progress: its size
     progress.feed("Requirement already satisfied: numpy in ./env (1.26.4)")
-    assert (progress.index, progress.count, progress.bytes_done) == (3, 3, 806_200_000)
+    assert (progress.index, progress.count, progress.bytes_done) == (3, 3, 806_229_000)
     progress.feed("Installing collected packages: sympy, torch")
     assert progress.line() == "Unpacking 2 packages"
     progress.feed("Successfully installed sympy-1.13 torch-2.14.1")

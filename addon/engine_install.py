@@ -242,7 +242,8 @@ class EngineInstaller:
         self._pip(plan.pip_install(plan.requirements, raw_progress=raw), len(plan.requirements))
         self._step("Checking the installed packages")
         self._verify()
-        write_marker(plan.venv, complete=True, requirements=digest, torch=plan.torch.kind, python=str(plan.python))
+        done = {"torch": plan.torch.kind, "torch_label": plan.torch.label, "python": str(plan.python)}
+        write_marker(plan.venv, complete=True, requirements=digest, **done)
         shutil.rmtree(plan.cache_dir, ignore_errors=True)  # finished downloads only matter to a resumed install
 
     def _step(self, words: str) -> None:

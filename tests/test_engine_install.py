@@ -501,6 +501,8 @@ def test_install_engine_from_the_preferences(tmp_path: Path, pins_index: Index) 
     assert installed["engine"] == "stopped" and installed["engine_message"] == "Engine not started"
     drawn = installed["drawn"]
     assert "op:regia.engine_start:PLAY" in drawn and "op:regia.engine_install:IMPORT" not in drawn
+    labels = " ".join(line.removeprefix("label:") for line in drawn if line.startswith("label:"))
+    assert f"Installed in {installed['venv']}, with PyTorch for CPU" in labels, drawn
     assert "op:regia.engine_repair:TOOL_SETTINGS" in drawn and "op:regia.engine_remove:TRASH" in drawn
     assert "op:regia.engine_stop:QUIT" not in drawn
 

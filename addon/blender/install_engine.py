@@ -24,6 +24,7 @@ from ..engine_install import (
     InstallStatus,
     environment_state,
     installed_python,
+    read_marker,
     remove_environment,
 )
 from ..install_plan import (
@@ -72,6 +73,11 @@ def python() -> str:
     """The installed environment's Python, or '' when no install completed."""
     found = installed_python(venv_dir())
     return str(found) if found else ""
+
+
+def installed_for() -> str:
+    """The PyTorch build the environment has ('NVIDIA CUDA 12.8'), '' when unknown."""
+    return str(read_marker(venv_dir()).get("torch_label", ""))
 
 
 def state() -> str:

@@ -118,7 +118,9 @@ def draw_install(layout: bpy.types.UILayout, prefs: Any) -> None:
         return
     state = install_engine.state()
     words, icon = _STATE_WORDS[state]
-    _labels(box, words.format(folder=install_engine.venv_dir(), size=install_engine.size_words()), icon)
+    built = install_engine.installed_for()
+    words = words.format(folder=install_engine.venv_dir(), size=install_engine.size_words())
+    _labels(box, f"{words}, with PyTorch for {built}" if state == "ready" and built else words, icon)
     if now is not None and now.message and now.state != "done":
         _labels(box, now.message, "ERROR" if now.state == "failed" else "INFO")
     if not install_engine.online() and state != "ready":
@@ -151,7 +153,7 @@ def _draw_log(layout: bpy.types.UILayout) -> None:
 
 
 def _labels(layout: bpy.types.UILayout, text: str, icon: str) -> None:
-    for i, line in enumerate(textwrap.wrap(text, 70) or [""]):
+    for i, line in enumerate(textwrap.wrap(text, 70, break_long_words=False, break_on_hyphens=False) or [""]):
         layout.label(text=line, icon=icon if i == 0 else "BLANK1")
 
 

@@ -188,6 +188,14 @@ class EngineClient:
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self._json("POST", f"/jobs/{job_id}/cancel")
 
+    def segment(self, image: str, method: str, parts: int) -> dict[str, Any]:
+        """Split an uploaded image ("blob:<sha>") into about `parts` parts: the parts and their region map's blob."""
+        return self._json("POST", "/segment", {"image": image, "method": method, "parts": parts})
+
+    def blob(self, ref: str, timeout: float | None = None) -> bytes:
+        """A stored PNG ("blob:<sha>" or the bare sha)."""
+        return self._request("GET", f"/blobs/{ref.removeprefix('blob:')}", timeout=timeout)[1]
+
     def requeue(self, job_id: str) -> dict[str, Any]:
         """Queue an interrupted, failed or cancelled job again from the start."""
         return self._json("POST", f"/jobs/{job_id}/requeue")

@@ -33,7 +33,7 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     env = bpykit.bpy_env(tmp / "home", OMP_NUM_THREADS="1")
     result = bpykit.run_bpy(
         SCRIPT.read_text(), tmp, str(zip_path), sys.executable, "masks", "generate", "health", "roundtrip", "cancel",
-        "errors", "clip", "diffusion", "ui", "bad_python",
+        "errors", "clip", "diffusion", "segment", "ui", "bad_python",
         timeout=600, env=env, python=request.param,
     )  # fmt: skip
     return {item["phase"]: item for item in bpykit.results(result)}
@@ -234,3 +234,15 @@ def test_the_preferences_list_diffusion_models_and_say_what_is_wrong_with_a_path
     assert "/nonexistent/regia/gone.safetensors does not exist" in problem
     assert calls.count("operator:regia.diffusion_model_problem:ERROR") == 1  # the Gone entry only
     assert diffusion["storyboard"] == [320, 184, "diffusion", {"diffusion": {"weights": "random:tiny-sd"}}, 30]
+
+
+def test_segment_into_regions_makes_a_colour_key_region_per_part(run: dict[str, Any]) -> None:
+    segment = run["segment"]
+    first, second = segment["first"], segment["second"]
+    assert first["started"] and not first["pressable_while_running"] and first["message"] is None
+    assert 3 <= len(first["names"]) <= 6 and first["names"][0] == "Part 1" and first["active"] == "Part 1"
+    assert first["map"] == ["photo parts", [64, 48], True]  # the target's size, packed into the .blend
+    assert first["covered_once"] == 1.0 and first["smallest"] > 0  # every pixel in exactly one part
+    assert first["others"] == segment["others_before"]  # mask-layer and paint regions are kept
+    assert 2 <= len(second["names"]) <= 3 and second["covered_once"] == 1.0  # the first run's parts replaced
+    assert second["others"] == segment["others_before"]

@@ -18,6 +18,7 @@ from . import (
     panels,
     preferences,
     props,
+    segment_operators,
     storyboard_lists,  # noqa: F401 - its lists register on import, for the generic list operators
     storyboard_operators,
     storyboard_panels,
@@ -30,6 +31,7 @@ CLASSES: tuple[type, ...] = (
     *guides.CLASSES,
     *operators.CLASSES,
     *connection_operators.CLASSES,
+    *segment_operators.CLASSES,
     *panels.CLASSES,
     *storyboard_operators.CLASSES,
     *storyboard_panels.CLASSES,
@@ -45,6 +47,7 @@ def register() -> None:
 
 def unregister() -> None:
     jobs.shutdown()
+    segment_operators.shutdown()
     connection.shutdown()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

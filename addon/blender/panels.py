@@ -9,7 +9,7 @@ from ..diffusion import KIND as DIFFUSION
 from ..diffusion import Unlisted, resolve_model
 from ..spec_builder import InputError, canvas_size
 from ..ui_text import chars_that_fit, wrap
-from . import connection, image_jobs
+from . import connection, image_jobs, segment_operators
 from .guides import draw_guides
 from .lists import draw_list, list_row
 from .owners import active_region, target_image
@@ -148,6 +148,12 @@ class REGIA_PT_regions(_TargetPanel):
         col = draw_list(layout, "REGIONS", settings, rows=4, add=_region_adders)
         col.separator()
         col.operator("regia.region_show_mask", text="", icon="IMAGE_ALPHA")  # the eye is visibility: not this
+        row = layout.row()
+        row.operator("regia.segment_regions", icon="MOD_EXPLODE")
+        if segment_operators.is_segmenting(target):
+            layout.label(text="Segmenting into parts...", icon="TIME")
+        elif target.name in segment_operators.messages:
+            draw_message(layout, context, segment_operators.messages[target.name], icon="ERROR")
         if not settings.regions:
             layout.label(text="No regions: global guides repaint the whole image", icon="INFO")
         region = active_region(target)

@@ -508,6 +508,44 @@ def phase_diffusion(target: bpy.types.Image) -> None:
         bpy.ops.regia.list_remove(list_id="REGION_GUIDES")
 
 
+def phase_segment(target: bpy.types.Image) -> None:
+    """Segment into Regions: the engine splits the target; each part becomes a colour-key region of a new, packed
+    region map; a second run replaces those regions, not the others."""
+    settings, segment = target.regia, addon_module("segment_operators")
+    inputs = addon_module("inputs")
+    others = [r.name for r in settings.regions]
+
+    def segment_now(parts: int) -> dict:
+        assert bpy.ops.regia.segment_regions(method="felzenszwalb", parts=parts) == {"FINISHED"}
+        started = segment.is_segmenting(target)
+        can_press_again = bpy.ops.regia.segment_regions.poll()
+        deadline = time.monotonic() + 120
+        while segment.is_segmenting(target):
+            assert time.monotonic() < deadline, "segmenting did not end"
+            t0 = time.perf_counter()
+            segment.poll_segments()
+            assert time.perf_counter() - t0 < 0.5, "the timer waited on the engine"
+            time.sleep(0.05)
+        keyed = [r for r in settings.regions if r.source == "COLOR_KEY"]
+        masks = np.stack([inputs.region_mask(r, settings, tuple(target.size)) for r in keyed])
+        region_map = settings.region_map
+        return {
+            "started": started, "pressable_while_running": can_press_again,
+            "message": segment.messages.get(target.name),
+            "names": [r.name for r in keyed], "others": [r.name for r in settings.regions if r.source != "COLOR_KEY"],
+            "map": [region_map.name, list(region_map.size), region_map.packed_file is not None],
+            "covered_once": float((masks.sum(0) == 1).mean()), "smallest": float(masks.sum((1, 2)).min()),
+            "active": settings.regions[settings.active_region].name,
+        }  # fmt: skip
+
+    first, second = segment_now(6), segment_now(3)
+    emit(phase="segment", first=first, second=second, others_before=others)
+    for index in reversed(range(len(settings.regions))):  # back as it was
+        if settings.regions[index].source == "COLOR_KEY":
+            settings.regions.remove(index)
+    settings.region_map, settings.active_region = None, 0
+
+
 def phase_health(target: bpy.types.Image) -> None:
     engine = addon_module("connection")
     assert bpy.ops.regia.engine_check() == {"FINISHED"}

@@ -1,0 +1,30 @@
+"""Segment into Regions, the add-on's pure side (addon/segmentation.py): a region per part with its key colour and a
+free name, and a request that fails says why instead of dying on its thread."""
+
+from __future__ import annotations
+
+import numpy as np
+from regia.addon.engine_client import EngineClient
+from regia.addon.segmentation import METHODS, SegmentTask, part_regions
+
+from engine.segment import METHODS as ENGINE_METHODS
+
+
+def test_a_region_per_part_largest_first_with_its_key_colour_and_a_free_name():
+    parts = [
+        {"index": 1, "color": "#ff8040", "pixels": 900, "box": [0, 0, 30, 30]},
+        {"index": 2, "color": "#0040bf", "pixels": 100, "box": [30, 0, 40, 10]},
+    ]
+    regions = part_regions(parts, taken={"Part 2", "sky"})
+    assert [r.name for r in regions] == ["Part 1", "Part 2.2"]
+    assert regions[0].key_color == (1.0, 128 / 255, 64 / 255) and regions[1].pixels == 100
+
+
+def test_the_methods_are_the_engines():
+    assert [identifier for identifier, _label, tooltip in METHODS if tooltip] == list(ENGINE_METHODS)
+
+
+def test_a_request_to_an_engine_that_is_not_there_fails_with_the_reason():
+    task = SegmentTask(EngineClient("http://127.0.0.1:9", timeout=2), np.zeros((8, 8, 4), np.float32), "slic", 4)
+    task.start().wait(10)
+    assert task.state == "FAILED" and "127.0.0.1:9" in task.error and task.region_map == b""

@@ -489,6 +489,7 @@ def test_install_engine_from_the_preferences(tmp_path: Path, pins_index: Index) 
     cancelled = run["cancelled"]
     assert "op:regia.engine_install_cancel:CANCEL" in cancelled["running"]
     assert "op:regia.engine_install:IMPORT" not in cancelled["running"]
+    assert cancelled["installing_message"].startswith("The engine is being installed")
     assert (cancelled["status"], cancelled["state"]) == ("cancelled", "incomplete")
     assert any(line.startswith("label:Not finished") for line in cancelled["drawn"])
     assert any(line.startswith("label:Log: ") for line in cancelled["drawn"])

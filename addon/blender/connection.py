@@ -50,7 +50,16 @@ def running_python() -> str | None:
     return _managed.python if _managed is not None and _managed.running else None
 
 
+NOT_STARTED = "Engine not started"
 NOT_INSTALLED = "The engine is not installed: press Install Engine in Regia's preferences"
+INSTALLING = "The engine is being installed (its progress is in Regia's preferences)"
+
+
+def _idle_message() -> str:
+    """What the status line says while no managed engine runs."""
+    if python_path(preferences()):
+        return NOT_STARTED
+    return INSTALLING if install_engine.running() else NOT_INSTALLED
 
 
 def model_path(path: str) -> str:
@@ -114,8 +123,8 @@ def poll() -> str:
     if _managed is None:
         if status.state not in ("stopped", "failed"):
             status.state, status.message = "stopped", "Engine not started"
-        if status.state == "stopped" and status.message in ("Engine not started", NOT_INSTALLED):
-            status.message = "Engine not started" if python_path(preferences()) else NOT_INSTALLED
+        if status.state == "stopped" and status.message in (NOT_STARTED, NOT_INSTALLED, INSTALLING):
+            status.message = _idle_message()
         return status.state
     if status.state == "starting":
         state = _managed.poll()

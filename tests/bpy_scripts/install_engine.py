@@ -105,9 +105,12 @@ def main() -> None:
         assert install.poll() is not None and time.monotonic() < deadline, install.status()
         time.sleep(0.05)
     running = drawn()
+    connection.poll()
+    installing_message = connection.status.message
     assert bpy.ops.regia.engine_install_cancel() == {"FINISHED"}
     follow(install)
-    emit(phase="cancelled", status=install.status().state, state=install.state(), drawn=drawn(), running=running)
+    emit(phase="cancelled", status=install.status().state, state=install.state(), drawn=drawn(), running=running,
+         installing_message=installing_message)  # fmt: skip
 
     assert bpy.ops.regia.engine_install() == {"FINISHED"}
     seen = follow(install)

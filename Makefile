@@ -88,8 +88,8 @@ schema: $(STAMP)
 
 # Install Engine reads the engine's pins from a file inside the extension (the zip carries no pyproject.toml).
 requirements: addon/engine_requirements.txt
-addon/engine_requirements.txt: pyproject.toml addon/install_plan.py
-	$(PYTHON) addon/install_plan.py pyproject.toml
+addon/engine_requirements.txt: pyproject.toml addon/install_plan.py | $(STAMP)
+	$(PY) addon/install_plan.py pyproject.toml
 
 extension: $(STAMP) addon/engine_requirements.txt
 	cli=$$(ls $(BLENDER_EXT_GLOB) | head -n 1); \

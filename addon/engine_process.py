@@ -103,9 +103,9 @@ def missing_modules_message(python: str, root: Path, missing: list[str]) -> str:
     venv = root / ".venv" / "bin" / "python"
     such_as = f", such as {venv}" if venv.is_file() else ""
     return (
-        f"{python} has no module named {missing[0]}{others}: press Install Engine in Regia's preferences (it makes "
-        f"an environment of its own), or install the engine's requirements into it with {fix}, or point Regia at a "
-        f"Python that has them{such_as}"
+        f"{python} has no module named {missing[0]}{others}: in Regia's preferences, press Install Engine (it makes "
+        f"an environment of its own; Repair mends one it made), or install the engine's requirements into that "
+        f"Python with {fix}, or point Regia at a Python that has them{such_as}"
     )
 
 

@@ -39,6 +39,7 @@ class REGIA_OT_engine_install(bpy.types.Operator):
         return not install_engine.running()
 
     def execute(self, context: bpy.types.Context) -> set[str]:
+        _stop_engine_using_environment()  # an outdated environment is updated under it
         return _start(self, repair=False)
 
 

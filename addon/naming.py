@@ -35,3 +35,11 @@ def next_result_name(target: str, existing: Iterable[str]) -> str:
     pattern = re.compile(re.escape(stem) + r"(\d{3,})$")
     numbers = [int(m.group(1)) for name in existing if (m := pattern.match(name))]
     return result_name(target, max(numbers, default=0) + 1)
+
+
+def variation_name(target: str, number: int) -> str:
+    return _fit(target, f" variation {number}")
+
+
+def variations_grid_name(target: str) -> str:
+    return _fit(target, " (variations)")

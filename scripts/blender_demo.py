@@ -74,6 +74,7 @@ def main() -> None:
     target = build_scene(bpy, args.size, (BACKDROP, SUIT, HELMET, FACE))
     settings = target.regia
     settings.steps, settings.seed, settings.preview_every, settings.lr, settings.tv = args.steps, 7, 25, 0.08, 0.05
+    settings.lock_seed = True  # the demo makes the same image every run
     print(f"blender demo: scene built ({len(settings.regions)} regions); starting the engine and generating")
 
     t_generate = time.perf_counter()

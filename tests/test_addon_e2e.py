@@ -33,7 +33,7 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     env = bpykit.bpy_env(tmp / "home", OMP_NUM_THREADS="1")
     result = bpykit.run_bpy(
         SCRIPT.read_text(), tmp, str(zip_path), sys.executable, "masks", "generate", "health", "roundtrip", "cancel",
-        "errors", "clip", "diffusion", "segment", "ui", "bad_python",
+        "errors", "clip", "diffusion", "segment", "variations", "ui", "bad_python",
         timeout=600, env=env, python=request.param,
     )  # fmt: skip
     return {item["phase"]: item for item in bpykit.results(result)}
@@ -246,3 +246,23 @@ def test_segment_into_regions_makes_a_colour_key_region_per_part(run: dict[str, 
     assert first["others"] == segment["others_before"]  # mask-layer and paint regions are kept
     assert 2 <= len(second["names"]) <= 3 and second["covered_once"] == 1.0  # the first run's parts replaced
     assert second["others"] == segment["others_before"]
+
+
+def test_variations_make_a_grid_to_pick_a_result_or_the_next_target_from(run: dict[str, Any]) -> None:
+    var = run["variations"]
+    base = var["base"]
+    assert var["seeds"] == [base, base + 1, base + 2] == var["spec_seeds"] and var["blocked_while_running"]
+    assert var["states"] == ["DONE"] * 3 and var["distinct"]  # three seeds, three different images
+    assert var["names"] == ["photo variation 1", "photo variation 2", "photo variation 3"]
+    assert var["grid"] is not None and var["grid"][0] > 64 * 2  # a grid, wider than two variations
+    added, name, summary, belongs_to, helper, gone_from_list = var["picked"]
+    assert added == 1 and name.startswith("photo.regia.") and f"seed {base + 1}" in summary
+    assert belongs_to == "photo" and not helper and gone_from_list
+    new_target, still_a_result, regions, seed, steps = var["as_target"]
+    assert new_target.startswith("photo.regia.") and not still_a_result and regions == 3
+    assert (seed, steps) == (base + 2, 6)  # the settings that made it
+
+
+def test_generate_picks_a_new_seed_unless_it_is_locked(run: dict[str, Any]) -> None:
+    first, second, locked = run["variations"]["generate_seeds"]
+    assert first != second and locked == second  # unlocked: a new take; locked: the seed stays

@@ -23,6 +23,7 @@ from . import (
     storyboard_operators,
     storyboard_panels,
     storyboard_props,
+    variation_operators,
 )
 
 CLASSES: tuple[type, ...] = (
@@ -32,6 +33,7 @@ CLASSES: tuple[type, ...] = (
     *operators.CLASSES,
     *connection_operators.CLASSES,
     *segment_operators.CLASSES,
+    *variation_operators.CLASSES,
     *panels.CLASSES,
     *storyboard_operators.CLASSES,
     *storyboard_panels.CLASSES,

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import EnumProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from ..engine_client import EngineError
 from ..engine_process import EngineStartError
 from ..naming import mask_preview_name
 from ..spec_builder import InputError, build_job
+from ..variations import new_seed
 from . import image_jobs, jobs, snapshot
 from .images import (
     mark_helper,
@@ -41,6 +42,10 @@ class REGIA_OT_generate(_TargetOperator):
 
     bl_idname = "regia.generate"
     bl_label = "Generate"
+    same_seed: BoolProperty(
+        name="Same Seed", description="Keep the seed even when it is not locked (Re-run)",
+        options={"HIDDEN", "SKIP_SAVE"},
+    )  # fmt: skip
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         target = pin_target(context)
@@ -48,6 +53,8 @@ class REGIA_OT_generate(_TargetOperator):
             self.report({"WARNING"}, f"'{target.name}' already has a job running: cancel it first")
             return {"CANCELLED"}
         status = target.regia_job
+        if not (target.regia.lock_seed or self.same_seed):  # a new take each time, unless the seed is locked
+            target.regia.seed = new_seed()
         try:
             built = build_job(job_input(target))
         except (InputError, ValueError) as error:
@@ -315,7 +322,7 @@ class REGIA_OT_result_rerun(bpy.types.Operator):
             return {"CANCELLED"}
         result = _result_image(context, self.result)
         context.scene.regia_target = bpy.data.images[result["regia_target"]]
-        return bpy.ops.regia.generate()
+        return bpy.ops.regia.generate(same_seed=True)
 
 
 class REGIA_OT_report(bpy.types.Operator):

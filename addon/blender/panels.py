@@ -15,6 +15,7 @@ from .lists import draw_list, list_row
 from .owners import active_region, target_image
 from .paths import EXTENSION_PACKAGE
 from .preferences import draw_engine_status
+from .variation_operators import draw_variations
 
 _ERROR_ICONS = {"UNREACHABLE": "UNLINKED", "MODELS": "FILE_BLANK", "INPUT": "MODIFIER", "FAILED": "ERROR"}
 # Errors whose way out is in Regia's preferences: the engine's Python or address, the models it has.
@@ -199,8 +200,12 @@ class REGIA_PT_settings(_TargetPanel):
         settings = target.regia
         diffusion = settings.generator == DIFFUSION
         steps = "diffusion_steps" if diffusion else "steps"
-        for name in ("preset", "generator", "use_init", "scale", steps, "seed", "preview_every"):
+        for name in ("preset", "generator", "use_init", "scale", steps):
             layout.prop(settings, name)
+        row = layout.row(align=True)
+        row.prop(settings, "seed")
+        row.prop(settings, "lock_seed", text="", icon="LOCKED" if settings.lock_seed else "UNLOCKED")
+        layout.prop(settings, "preview_every")
         try:
             width, height = canvas_size(*target.size, settings.scale, settings.generator)
             note = " (multiples of 8 for Diffusion)" if diffusion else ""
@@ -279,6 +284,16 @@ def draw_own_strength(layout: bpy.types.UILayout, region: bpy.types.PropertyGrou
     sub.prop(region, "own_strength", text="")
 
 
+class REGIA_PT_variations(_TargetPanel):
+    bl_idname = "REGIA_PT_variations"
+    bl_label = "Variations"
+    bl_parent_id = "REGIA_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        draw_variations(self.layout, target_image(context))
+
+
 class REGIA_PT_history(_TargetPanel):
     bl_idname = "REGIA_PT_history"
     bl_label = "History"
@@ -302,5 +317,6 @@ CLASSES: tuple[type, ...] = (
     REGIA_PT_global_guides,
     REGIA_PT_settings,
     REGIA_PT_settings_advanced,
+    REGIA_PT_variations,
     REGIA_PT_history,
 )

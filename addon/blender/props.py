@@ -192,6 +192,15 @@ class RegiaSettings(bpy.types.PropertyGroup):
         name="Steps", default=200, min=1, max=100_000, soft_max=2000, description="Optimization steps: more is slower"
     )
     seed: IntProperty(name="Seed", default=0, min=0, description="The same seed and settings give the same image")
+    lock_seed: BoolProperty(
+        name="Lock Seed", default=False,
+        description="Keep this seed for every Generate (the same settings then give the same image); unlocked, "
+        "each Generate picks a new seed and shows it here",
+    )  # fmt: skip
+    variations: IntProperty(
+        name="Variations", default=4, min=2, max=9,
+        description="How many images Generate Variations makes, each with its own seed",
+    )  # fmt: skip
     preset: EnumProperty(name="Preset", items=_presets, description="A style preset: its defaults, your settings win")
     generator: EnumProperty(
         name="Generator", items=GENERATOR_ITEMS, default="pixels", description="How pixels are made"
@@ -248,6 +257,14 @@ class RegiaJobStatus(bpy.types.PropertyGroup):
     error_kind: EnumProperty(items=ERROR_KIND_ITEMS, default="NONE")
 
 
+class RegiaVariation(bpy.types.PropertyGroup):
+    """One image of the target's last Generate Variations: its seed, its job, its result until one is picked."""
+
+    seed: IntProperty(name="Seed", description="The seed this variation was made with")
+    image: PointerProperty(type=bpy.types.Image, description="The variation's image")
+    status: PointerProperty(type=RegiaJobStatus)
+
+
 class RegiaHistoryItem(bpy.types.PropertyGroup):
     image: PointerProperty(type=bpy.types.Image, description="The result image")
     job_id: StringProperty(description="The engine's job")
@@ -255,7 +272,7 @@ class RegiaHistoryItem(bpy.types.PropertyGroup):
     summary: StringProperty(description="Size, steps, seed and time")
 
 
-CLASSES: tuple[type, ...] = (RegiaGuide, RegiaRegion, RegiaSettings, RegiaJobStatus, RegiaHistoryItem)
+CLASSES: tuple[type, ...] = (RegiaGuide, RegiaRegion, RegiaSettings, RegiaJobStatus, RegiaVariation, RegiaHistoryItem)
 
 
 def register() -> None:
@@ -265,13 +282,14 @@ def register() -> None:
     bpy.types.Image.regia_job = PointerProperty(type=RegiaJobStatus)
     bpy.types.Image.regia_history = CollectionProperty(type=RegiaHistoryItem)
     bpy.types.Image.regia_active_history = IntProperty(name="Active Result")
+    bpy.types.Image.regia_variations = CollectionProperty(type=RegiaVariation)
     bpy.types.Scene.regia_target = PointerProperty(
         name="Target", type=bpy.types.Image, description="The image Regia generates from; it is never overwritten"
     )
 
 
 def unregister() -> None:
-    for name in ("regia", "regia_job", "regia_history", "regia_active_history"):
+    for name in ("regia", "regia_job", "regia_history", "regia_active_history", "regia_variations"):
         delattr(bpy.types.Image, name)
     del bpy.types.Scene.regia_target
     for cls in reversed(CLASSES):

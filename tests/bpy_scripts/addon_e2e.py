@@ -88,6 +88,7 @@ def build_scene() -> bpy.types.Image:
     assert bpy.ops.regia.guide_add(kind="SATURATION", weight=-0.5) == {"FINISHED"}
     assert bpy.ops.regia.guide_add(kind="SYMMETRY", axis="horizontal", weight=2.0) == {"FINISHED"}
     settings.steps, settings.preview_every, settings.seed = 24, 4, 3
+    settings.lock_seed = True  # the phases compare specs and pixels: the same seed every Generate
     return target
 
 
@@ -544,6 +545,60 @@ def phase_segment(target: bpy.types.Image) -> None:
         if settings.regions[index].source == "COLOR_KEY":
             settings.regions.remove(index)
     settings.region_map, settings.active_region = None, 0
+
+
+def phase_variations(target: bpy.types.Image) -> None:
+    """Generate Variations with the seed unlocked: a new base seed, one job per seed, a numbered grid; pick one as a
+    result, another as the next target."""
+    settings, scene = target.regia, bpy.context.scene
+    variation_jobs, jobs = addon_module("variation_jobs"), addon_module("jobs")
+    settings.lock_seed, settings.steps, settings.variations = False, 6, 3
+    history_before = len(target.regia_history)
+    assert bpy.ops.regia.generate_variations() == {"FINISHED"}
+    base = settings.seed
+    blocked = bpy.ops.regia.generate_variations.poll()
+    deadline = time.monotonic() + 300
+    while variation_jobs.is_running(target):
+        assert time.monotonic() < deadline, "variations did not end"
+        jobs.poll()
+        time.sleep(0.02)
+    jobs.poll()
+    items = list(target.regia_variations)
+    made = [pixels(item.image) for item in items if item.image is not None]
+    grid = bpy.data.images.get("photo (variations)")
+    out = {
+        "base": base, "seeds": [item.seed for item in items], "states": [item.status.state for item in items],
+        "names": [item.image.name if item.image else None for item in items], "blocked_while_running": not blocked,
+        "distinct": all(not np.array_equal(a, b) for i, a in enumerate(made) for b in made[i + 1 :]),
+        "spec_seeds": [json.loads(item.image["regia_spec"])["seed"] for item in items if item.image],
+        "grid": list(grid.size) if grid else None,
+    }  # fmt: skip
+    assert bpy.ops.regia.variation_pick(index=1) == {"FINISHED"}
+    picked = target.regia_history[-1]
+    image = picked.image
+    out["picked"] = [len(target.regia_history) - history_before, image.name, picked.summary,
+                     image.get("regia_target"), "regia_helper" in image, items[1].image is None]  # fmt: skip
+    assert bpy.ops.regia.variation_pick(index=2, as_target=True) == {"FINISHED"}
+    new_target = scene.regia_target
+    out["as_target"] = [new_target.name, "regia_target" in new_target, len(new_target.regia.regions),
+                        new_target.regia.seed, new_target.regia.steps]  # fmt: skip
+    # Generate with the seed unlocked picks a new one each time; locked, it keeps it.
+    scene.regia_target = target
+    built = addon_module("inputs").job_input
+    seeds = []
+    for _ in range(2):
+        assert bpy.ops.regia.generate() == {"FINISHED"}
+        seeds.append(settings.seed)
+        assert bpy.ops.regia.cancel() == {"FINISHED"}
+        drive(target)
+    settings.lock_seed = True
+    assert bpy.ops.regia.generate() == {"FINISHED"}
+    seeds.append(settings.seed)
+    assert bpy.ops.regia.cancel() == {"FINISHED"}
+    drive(target)
+    out["generate_seeds"], out["spec_seed"] = seeds, built(target).seed
+    emit(phase="variations", **out)
+    settings.steps, settings.seed = 24, 3
 
 
 def phase_health(target: bpy.types.Image) -> None:

@@ -130,6 +130,9 @@ def test_regenerating_a_shot_replaces_only_its_strip_and_keeps_its_history(run: 
     assert (after["B"]["frame_start"], after["B"]["duration"]) == (25, 35)
     assert regen["b_versions"] == ["Storyboard B v001", "Storyboard B v002"] and regen["b_image"] == "Storyboard B v002"
     assert regen["old_image_kept"]
+    seed_before, new_take = regen["seeds"]
+    assert new_take not in (0, seed_before) and regen["new_take_differs"]  # Regenerate Shot: a new take
+    assert regen["locked"] == [new_take, True]  # locked: the same seed, the same image
     back = run["use_version"]
     assert back["image"] == "Storyboard B v001"
     assert [s["file"] for s in back["strips"] if s["name"] == "B"] == ["Storyboard_B_v001.png"]

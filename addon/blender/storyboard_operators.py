@@ -14,6 +14,7 @@ from ..engine_client import EngineError
 from ..engine_process import EngineStartError
 from ..spec_builder import InputError
 from ..storyboard import Marker, ShotRange, parse_shot_text, shots_from_markers, shots_from_text, spec_blobs
+from ..variations import new_seed
 from . import jobs, shot_jobs
 from .images import new_paint_layer
 from .owners import active_shot, find_shot, shot_at, storyboard_of
@@ -262,7 +263,8 @@ class REGIA_OT_storyboard_generate(bpy.types.Operator):
 
 
 class REGIA_OT_storyboard_regenerate_shot(_ShotOperator):
-    """Generate this shot again: a new version, which replaces its strip (the old one stays in its history)"""
+    """Generate this shot again: a new version with a new seed (unless the shot's seed is locked), which replaces
+    its strip (the old one stays in its history)"""
 
     bl_idname = "regia.storyboard_regenerate_shot"
     bl_label = "Regenerate Shot"
@@ -279,7 +281,11 @@ class REGIA_OT_storyboard_regenerate_shot(_ShotOperator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         shot = self.shot(context)
-        return {"CANCELLED"} if shot is None else generate(self, context, [shot])
+        if shot is None:
+            return {"CANCELLED"}
+        if not shot.lock_seed:  # a new take; the seed it ran with shows in the shot's Seed
+            shot.seed = new_seed()
+        return generate(self, context, [shot])
 
 
 class REGIA_OT_storyboard_cancel(bpy.types.Operator):

@@ -97,7 +97,9 @@ class _StoryboardShot:
         col.prop(shot, "camera")
         col.prop(shot, "description")
         col.prop(shot, "negative")
-        col.prop(shot, "seed")
+        row = col.row(align=True)
+        row.prop(shot, "seed")
+        row.prop(shot, "lock_seed", text="", icon="LOCKED" if shot.lock_seed else "UNLOCKED")
         status = shot.job
         if status.state in _ACTIVE_STATES:
             layout.progress(text=status.message, factor=status.fraction, type="BAR")

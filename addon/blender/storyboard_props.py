@@ -63,6 +63,7 @@ class RegiaShotVersion(bpy.types.PropertyGroup):
     image: PointerProperty(type=bpy.types.Image)
     job_id: StringProperty()
     seed: StringProperty(description="The seed it ran with (up to 2^32 - 1: more than an int property holds)")
+    shot_seed: IntProperty(description="The shot's Seed setting that made it (0: the storyboard's rule)")
     seconds: FloatProperty()
     path: StringProperty(subtype="FILE_PATH", description="The PNG the Sequencer strip shows")
 
@@ -79,6 +80,11 @@ class RegiaShot(bpy.types.PropertyGroup):
     description: StringProperty(name="Description", description="What the shot shows: its text guide")
     negative: StringProperty(name="Negative", description="What the shot should not show")
     seed: IntProperty(name="Seed", default=0, min=0, description="0: the storyboard's seed rule")
+    lock_seed: BoolProperty(
+        name="Lock Seed",
+        description="Regenerate Shot keeps this shot's seed (the same image again); unlocked, each Regenerate Shot "
+        "is a new take with a new seed",
+    )
     guides: CollectionProperty(type=RegiaGuide)
     active_guide: IntProperty()
     regions: CollectionProperty(type=RegiaRegion)

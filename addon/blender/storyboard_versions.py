@@ -52,6 +52,7 @@ def add_version(
     version = shot.versions.add()
     version.image, version.job_id, version.seconds, version.path = image, job_id, seconds, str(path)
     version.seed = str(spec["seed"]) if spec is not None else ""
+    version.shot_seed = shot.seed
     use_version(scene, shot, len(shot.versions) - 1)
     return image
 
@@ -66,4 +67,5 @@ def use_version(scene: bpy.types.Scene, shot: bpy.types.PropertyGroup, index: in
         version.path = str(path)
     shot.active_version = index
     shot.image = version.image
+    shot.seed = version.shot_seed  # the shot's settings make this version again (an export renders it as shown)
     place_shot(scene, scene.regia_storyboard, shot, str(path))

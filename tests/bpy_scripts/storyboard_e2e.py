@@ -294,18 +294,26 @@ def phase_regenerate() -> None:
     before = {s["name"]: s for s in strip_report()}
     old_image = shot("B").image.name
     board.active_shot = list(board.shots).index(shot("B"))
+    seed_before = shot("B").seed
     assert bpy.ops.regia.storyboard_regenerate_shot() == {"FINISHED"}
     drive()
-    after = strip_report()
-    emit(
-        phase="regenerate",
-        before=before,
-        after=after,
-        b_versions=shot_report()["B"]["versions"],
-        b_image=shot("B").image.name,
-        old_image_kept=old_image in bpy.data.images,
-        b_uid=shot("B").uid,
-    )
+    report = {
+        "before": before,
+        "after": strip_report(),
+        "b_versions": shot_report()["B"]["versions"],
+        "b_image": shot("B").image.name,
+        "old_image_kept": old_image in bpy.data.images,
+        "b_uid": shot("B").uid,
+        "seeds": [seed_before, shot("B").seed],
+    }
+    first, second = pixels(bpy.data.images[old_image]), pixels(shot("B").image)
+    # Locked, Regenerate Shot keeps the seed: the same image again, as a third version.
+    shot("B").lock_seed = True
+    assert bpy.ops.regia.storyboard_regenerate_shot() == {"FINISHED"}
+    drive()
+    report["locked"] = [shot("B").seed, bool(np.array_equal(pixels(shot("B").image), second))]
+    shot("B").lock_seed = False
+    emit(phase="regenerate", new_take_differs=not bool(np.array_equal(first, second)), **report)
     # Back to the first version: its strip shows it again.
     assert bpy.ops.regia.storyboard_use_version(version=0) == {"FINISHED"}
     emit(phase="use_version", image=shot("B").image.name, strips=strip_report())

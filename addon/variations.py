@@ -26,16 +26,22 @@ def variation_seeds(base: int, count: int) -> list[int]:
     return [(base + i) % (MAX_SEED + 1) for i in range(count)]
 
 
+def preset_variations(presets: list[str], count: int) -> list[str]:
+    """The presets a Vary: Presets set uses: the first `count` of those there are (every one when fewer)."""
+    if not presets:
+        raise ValueError("Vary Presets: no presets found; allowed: a presets folder with .toml presets")
+    return presets[: max(MIN_VARIATIONS, min(count, MAX_VARIATIONS))]
+
+
 def columns_for(count: int) -> int:
     """As square a grid as the count allows: 2 -> 2, 4 -> 2, 6 -> 3, 9 -> 3."""
     return max(1, int(np.ceil(np.sqrt(count))))
 
 
-def variations_grid(images: list[np.ndarray | None], seeds: list[int], size: tuple[int, int]) -> np.ndarray:
-    """A top-down (h, w, 3) grid of the variations, each labelled with its number and seed; a gray cell for one
-    not made yet."""
-    panels = [
-        Panel(image, [f"{i + 1}  seed {seed}"]) for i, (image, seed) in enumerate(zip(images, seeds, strict=True))
-    ]
+def variations_grid(images: list[np.ndarray | None], labels: list[str], size: tuple[int, int]) -> np.ndarray:
+    """A top-down (h, w, 3) grid of the variations, each labelled with its number and what varies ("seed 5",
+    "Ink"); a gray cell for one not made yet."""
+    pairs = enumerate(zip(images, labels, strict=True))
+    panels = [Panel(image, [f"{i + 1}  {label}"]) for i, (image, label) in pairs]
     sheet, _boxes = contact_sheet(panels, cell_size(*size), columns=columns_for(len(panels)))
     return sheet

@@ -7,13 +7,13 @@ import argparse
 import json
 from pathlib import Path
 
-from .segment import DEFAULT_PARTS, MAX_PARTS, METHODS, MIN_PARTS, SegmentRequest
+from .segment_options import DEFAULT_PARTS, MAX_PARTS, METHODS, MIN_PARTS
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
     from .images import save_png, to_rgb
     from .refs import FolderSource
-    from .segment import segment
+    from .segment import SegmentRequest, segment
     from .spec import validate_model
 
     image = Path(args.image)

@@ -21,8 +21,9 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import ndimage
 
-METHODS = ("slic", "felzenszwalb")
-MIN_PARTS, MAX_PARTS, DEFAULT_PARTS = 2, 64, 12
+from .segment_options import DEFAULT_PARTS, MAX_PARTS, METHODS, MIN_PARTS
+
+__all__ = ["DEFAULT_PARTS", "MAX_PARTS", "METHODS", "MIN_PARTS", "Part", "SegmentRequest", "Segmentation", "segment"]
 KEY_LEVELS = 5  # per channel: 124 key colours at least a quarter of the range apart
 MIN_SHARE = 16  # no part under 1/16 of an even share of the image
 WORK_SIDE = 768  # segmentation runs at most this many pixels a side; labels are scaled back up

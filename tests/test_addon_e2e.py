@@ -263,6 +263,11 @@ def test_variations_make_a_grid_to_pick_a_result_or_the_next_target_from(run: di
     assert (seed, steps) == (base + 2, 6)  # the settings that made it
 
 
+def test_variations_can_vary_the_preset_instead_of_the_seed(run: dict[str, Any]) -> None:
+    presets = run["variations"]["presets"]
+    assert [name for name, _seed in presets] == ["ink", "neon"] and len({seed for _name, seed in presets}) == 1
+
+
 def test_generate_picks_a_new_seed_unless_it_is_locked(run: dict[str, Any]) -> None:
     first, second, locked = run["variations"]["generate_seeds"]
     assert first != second and locked == second  # unlocked: a new take; locked: the seed stays

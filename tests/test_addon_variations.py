@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from regia.addon.contact_sheet import MISSING
-from regia.addon.variations import MAX_SEED, columns_for, new_seed, variation_seeds, variations_grid
+from regia.addon.variations import (
+    MAX_SEED,
+    columns_for,
+    new_seed,
+    preset_variations,
+    variation_seeds,
+    variations_grid,
+)
 
 
 def test_a_new_seed_is_fresh_and_in_blenders_range():
@@ -29,8 +36,16 @@ def test_the_grid_is_as_square_as_the_count_allows(count, columns):
 def test_the_grid_shows_each_variation_and_a_gray_cell_for_one_not_made_yet():
     red = np.zeros((30, 40, 3), np.float32)
     red[..., 0] = 1.0
-    grid = variations_grid([red, None, red], [5, 6, 7], (40, 30))
+    grid = variations_grid([red, None, red], ["seed 5", "seed 6", "Ink"], (40, 30))
     assert grid.shape[1] > 2 * 40 and grid.shape[0] > 2 * 30  # two columns, two rows
     is_red = (grid[..., 0] > 0.99) & (grid[..., 1] < 0.01)
     is_missing = np.all(np.abs(grid - np.asarray(MISSING, np.float32)) < 1e-6, axis=-1)
     assert is_red.sum() >= 2 * 30 * 40 * 0.9 and is_missing.sum() >= 30 * 40 * 0.9
+
+
+def test_preset_variations_take_the_presets_there_are():
+    names = ["ink", "neon", "storybook", "watercolour"]
+    assert preset_variations(names, 3) == ["ink", "neon", "storybook"]
+    assert preset_variations(names, 9) == names
+    with pytest.raises(ValueError, match="no presets"):
+        preset_variations([], 4)

@@ -199,7 +199,12 @@ class RegiaSettings(bpy.types.PropertyGroup):
     )  # fmt: skip
     variations: IntProperty(
         name="Variations", default=4, min=2, max=9,
-        description="How many images Generate Variations makes, each with its own seed",
+        description="How many images Generate Variations makes, each with its own seed (or preset)",
+    )  # fmt: skip
+    vary: EnumProperty(
+        name="Vary", default="SEED", description="What differs between the variations",
+        items=[("SEED", "Seeds", "The same settings with seeds base, base + 1, ...", "RNA", 0),
+               ("PRESET", "Presets", "The same settings and seed, each with another style preset", "BRUSHES_ALL", 1)],
     )  # fmt: skip
     preset: EnumProperty(name="Preset", items=_presets, description="A style preset: its defaults, your settings win")
     generator: EnumProperty(
@@ -261,6 +266,7 @@ class RegiaVariation(bpy.types.PropertyGroup):
     """One image of the target's last Generate Variations: its seed, its job, its result until one is picked."""
 
     seed: IntProperty(name="Seed", description="The seed this variation was made with")
+    preset: StringProperty(name="Preset", description="The preset this variation was made with (Vary: Presets)")
     image: PointerProperty(type=bpy.types.Image, description="The variation's image")
     status: PointerProperty(type=RegiaJobStatus)
 

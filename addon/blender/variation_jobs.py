@@ -62,12 +62,17 @@ def _spec_json(job: Job) -> str:
 VIEW = VariationView()
 
 
+def label(item: bpy.types.PropertyGroup) -> str:
+    """What tells a variation from the others: its preset, or its seed."""
+    return item.preset.title() if item.preset else f"seed {item.seed}"
+
+
 def show_grid(target: bpy.types.Image) -> bpy.types.Image:
     """(Re)draw `<target> (variations)`: every variation so far, numbered with its seed, and show it."""
     items = list(target.regia_variations)
     size = next((size_of(item.image) for item in items if item.image is not None), size_of(target))
     images = [read_rgba(item.image) if item.image is not None else None for item in items]
-    grid = variations_grid(images, [item.seed for item in items], size)
+    grid = variations_grid(images, [label(item) for item in items], size)
     name = variations_grid_name(target.name)
     image = bpy.data.images.get(name)
     height, width = grid.shape[:2]
@@ -82,14 +87,20 @@ def show_grid(target: bpy.types.Image) -> bpy.types.Image:
     return image
 
 
-def submit(target: bpy.types.Image, built: BuiltJob, settings_json: str, seeds: list[int]) -> None:
-    """Queue one job per seed; earlier variations (not picked) are forgotten."""
+def submit(
+    target: bpy.types.Image, built: BuiltJob, settings_json: str, seeds: list[int], presets: list[str] | None = None
+) -> None:
+    """Queue one job per seed (and, with `presets`, per preset: the same seed each); earlier variations (not picked)
+    are forgotten."""
     cancel(target)
     target.regia_variations.clear()
     for index, seed in enumerate(seeds):
         item = target.regia_variations.add()
         item.seed = seed
-        TRACKER.submit((KIND, target.name, str(index)), VIEW, {**built.spec, "seed": seed}, built.blobs, settings_json)
+        spec = {**built.spec, "seed": seed}
+        if presets is not None:
+            item.preset = spec["preset"] = presets[index]
+        TRACKER.submit((KIND, target.name, str(index)), VIEW, spec, built.blobs, settings_json)
     ensure_timer()
     poll()
 

@@ -13,11 +13,12 @@ from ..engine_client import EngineError
 from ..engine_process import EngineStartError
 from ..naming import next_result_name, preview_name, variations_grid_name
 from ..spec_builder import InputError, build_job
-from ..variations import new_seed, variation_seeds
+from ..variations import new_seed, preset_variations, variation_seeds
 from . import jobs, snapshot, variation_jobs
 from .images import show_in_editors
 from .inputs import job_input
 from .owners import HELPER_KEY, TARGET_KEY, pin_target, target_image
+from .paths import preset_names
 
 
 class REGIA_OT_generate_variations(bpy.types.Operator):
@@ -42,6 +43,15 @@ class REGIA_OT_generate_variations(bpy.types.Operator):
         except (InputError, ValueError, EngineError, EngineStartError) as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
+        if settings.vary == "PRESET":
+            try:
+                presets = preset_variations(preset_names(), settings.variations)
+            except ValueError as error:
+                self.report({"ERROR"}, str(error))
+                return {"CANCELLED"}
+            variation_jobs.submit(target, built, snapshot.dumps(settings), [settings.seed] * len(presets), presets)
+            self.report({"INFO"}, f"Regia: '{target.name}' in {len(presets)} presets: {', '.join(presets)}")
+            return {"FINISHED"}
         seeds = variation_seeds(settings.seed, settings.variations)
         variation_jobs.submit(target, built, snapshot.dumps(settings), seeds)
         self.report({"INFO"}, f"Regia: {len(seeds)} variations of '{target.name}', seeds {seeds[0]} to {seeds[-1]}")
@@ -97,12 +107,14 @@ class REGIA_OT_variation_pick(bpy.types.Operator):
         history = target.regia_history.add()
         spec = json.loads(result["regia_spec"])
         history.image, history.job_id = result, item.status.job_id
-        history.summary = f"{spec['width']}x{spec['height']}, {spec['steps']} steps, seed {item.seed}, variation"
+        history.summary = f"{spec['width']}x{spec['height']}, {spec['steps']} steps, {variation_jobs.label(item)}"
         target.regia_active_history = len(target.regia_history) - 1
         if self.as_target:
             del result[TARGET_KEY]  # a target of its own now (it stays in the old target's history)
             snapshot.loads(result.regia, result["regia_settings"])
             result.regia.seed, result.regia.lock_seed = item.seed, False  # the seed that made it
+            if item.preset:
+                result.regia.preset = item.preset
             context.scene.regia_target = result
         show_in_editors(result, replacing={target.name, preview_name(target.name), variations_grid_name(target.name)})
         return {"FINISHED"}
@@ -111,6 +123,7 @@ class REGIA_OT_variation_pick(bpy.types.Operator):
 def draw_variations(layout: bpy.types.UILayout, target: bpy.types.Image) -> None:
     """The Variations panel's body: how many, the button, and each variation with its state and Pick buttons."""
     settings = target.regia
+    layout.prop(settings, "vary", expand=True)
     row = layout.row(align=True)
     row.prop(settings, "variations")
     if variation_jobs.is_running(target):
@@ -120,7 +133,9 @@ def draw_variations(layout: bpy.types.UILayout, target: bpy.types.Image) -> None
         row = layout.row(align=True)
         status = item.status
         state = "Done" if item.image is not None else status.message or status.state.title()
-        row.label(text=f"{index + 1}. Seed {item.seed}: {state}", icon="CHECKMARK" if item.image else "TIME")
+        row.label(
+            text=f"{index + 1}. {variation_jobs.label(item)}: {state}", icon="CHECKMARK" if item.image else "TIME"
+        )
         sub = row.row(align=True)
         sub.enabled = item.image is not None
         pick = sub.operator("regia.variation_pick", text="", icon="ADD")

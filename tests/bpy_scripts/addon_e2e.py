@@ -597,6 +597,17 @@ def phase_variations(target: bpy.types.Image) -> None:
     assert bpy.ops.regia.cancel() == {"FINISHED"}
     drive(target)
     out["generate_seeds"], out["spec_seed"] = seeds, built(target).seed
+    # Vary: Presets: the same seed, a preset each.
+    settings.vary, settings.variations = "PRESET", 2
+    assert bpy.ops.regia.generate_variations() == {"FINISHED"}
+    while variation_jobs.is_running(target):
+        assert time.monotonic() < deadline + 300, "preset variations did not end"
+        jobs.poll()
+        time.sleep(0.02)
+    jobs.poll()
+    specs = [json.loads(item.image["regia_spec"]) for item in target.regia_variations if item.image]
+    out["presets"] = [(spec["preset"], spec["seed"]) for spec in specs]
+    settings.vary = "SEED"
     emit(phase="variations", **out)
     settings.steps, settings.seed = 24, 3
 

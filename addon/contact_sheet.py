@@ -1,5 +1,6 @@
-"""A storyboard's contact sheet: every shot in order, in rows, with its label lines under it. Pure numpy (and the
-add-on's own pixel font), so Blender writes it without Pillow."""
+"""A storyboard's contact sheet: every shot in order, in rows, with its label lines under it, each wrapped to the
+shot's width and written whole. Pure numpy (and Regia's pre-rendered label font, which has accented letters), so
+Blender writes it without Pillow."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bitmap_font import GLYPH_H, draw_text, fit_text
+from ..regia_contract.label_font import HEIGHT, draw_text, wrap
 from .pixels import resize, rgba
 
 BACKGROUND = (0.09, 0.09, 0.09)
@@ -38,15 +39,10 @@ def cell_size(width: int, height: int) -> tuple[int, int]:
     return max(1, round(width * f)), max(1, round(height * f))
 
 
-def label_scale(cell_width: int) -> int:
-    return 1 if cell_width < 200 else 2
-
-
 def layout(count: int, cell: tuple[int, int], columns: int, lines: int) -> tuple[tuple[int, int], list[Box]]:
     """The sheet's (width, height) and each shot's image box, row by row."""
     cell_w, cell_h = cell
-    scale = label_scale(cell_w)
-    label_h = lines * (GLYPH_H * scale + LINE_GAP) + LINE_GAP
+    label_h = lines * (HEIGHT + LINE_GAP) + LINE_GAP
     columns = max(1, min(columns, count))
     rows = max(1, -(-count // columns))
     size = (PAD + columns * (cell_w + PAD), PAD + rows * (cell_h + label_h + PAD))
@@ -61,12 +57,12 @@ def contact_sheet(panels: list[Panel], cell: tuple[int, int], columns: int = 4) 
     """The sheet as a top-down (h, w, 3) float image, and where each panel's image is on it."""
     if not panels:
         raise ValueError("a contact sheet needs at least one shot")
-    lines = max(len(p.lines) for p in panels)
+    wrapped = [[piece for line in panel.lines for piece in wrap(line, cell[0])] for panel in panels]
+    lines = max(len(panel_lines) for panel_lines in wrapped)
     (width, height), boxes = layout(len(panels), cell, columns, lines)
     sheet = np.empty((height, width, 3), dtype=np.float32)
     sheet[:] = BACKGROUND
-    scale = label_scale(cell[0])
-    for panel, box in zip(panels, boxes, strict=True):
+    for panel, panel_lines, box in zip(panels, wrapped, boxes, strict=True):
         target = sheet[box.y : box.y + box.height, box.x : box.x + box.width]
         if panel.image is None:
             target[:] = MISSING
@@ -76,7 +72,7 @@ def contact_sheet(panels: list[Panel], cell: tuple[int, int], columns: int = 4) 
             shot = shot[..., :3] * shot[..., 3:] + np.asarray(MISSING, np.float32) * (1 - shot[..., 3:])
             target[:] = resize(shot, box.width, box.height)
         y = box.y + box.height + LINE_GAP
-        for line in panel.lines:
-            draw_text(sheet, fit_text(line, box.width, scale), box.x, y, INK, scale)
-            y += GLYPH_H * scale + LINE_GAP
+        for line in panel_lines:
+            draw_text(sheet, line, box.x, y, INK)
+            y += HEIGHT + LINE_GAP
     return sheet, boxes

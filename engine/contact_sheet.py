@@ -5,8 +5,12 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from regia_contract import label_font
+
 REGION_COLOURS = [(230, 80, 60), (60, 160, 230), (90, 200, 90), (240, 200, 50), (190, 90, 220), (240, 140, 40)]
 KEEP_COLOUR = (255, 255, 255)
+BACKGROUND = (24 / 255, 24 / 255, 24 / 255)
+LABEL_INK = (230 / 255, 230 / 255, 230 / 255)
 
 
 def region_overview(
@@ -36,7 +40,9 @@ def region_overview(
 
 
 def contact_sheet(panels: list[tuple[str, np.ndarray]], columns: int | None = None, pad: int = 8) -> np.ndarray:
-    """Panels in a grid, each with its label underneath. All panels are scaled to one height."""
+    """Panels in a grid, each with its label underneath, written whole: wrapped to the panel's width (a line per
+    label line, then as many as it takes), in Regia's label font, which has accented letters. All panels are
+    scaled to one height."""
     if not panels:
         raise ValueError("a contact sheet needs at least one panel")
     columns = columns or len(panels)
@@ -46,17 +52,19 @@ def contact_sheet(panels: list[tuple[str, np.ndarray]], columns: int | None = No
         image = Image.fromarray(pixels).convert("RGB")
         if image.height != cell_h:
             image = image.resize((round(image.width * cell_h / image.height), cell_h), Image.Resampling.LANCZOS)
-        scaled.append((label, image))
-    cell_w = max(image.width for _, image in scaled)
-    label_h = 18
+        scaled.append((label, np.asarray(image, dtype=np.float32) / 255.0))
+    cell_w = max(image.shape[1] for _, image in scaled)
+    wrapped = [[piece for line in label.splitlines() for piece in label_font.wrap(line, cell_w)] for label, _ in scaled]
+    line_h = label_font.HEIGHT + 2
+    label_h = max(len(lines) for lines in wrapped) * line_h + 4
     rows = (len(scaled) + columns - 1) // columns
-    sheet = Image.new("RGB", (columns * (cell_w + pad) + pad, rows * (cell_h + label_h + pad) + pad), (24, 24, 24))
-    draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default()
-    for index, (label, image) in enumerate(scaled):
+    sheet = np.empty((rows * (cell_h + label_h + pad) + pad, columns * (cell_w + pad) + pad, 3), np.float32)
+    sheet[:] = BACKGROUND
+    for index, ((_, image), lines) in enumerate(zip(scaled, wrapped, strict=True)):
         row, col = divmod(index, columns)
         x = pad + col * (cell_w + pad)
         y = pad + row * (cell_h + label_h + pad)
-        sheet.paste(image, (x, y))
-        draw.text((x, y + cell_h + 3), label, fill=(230, 230, 230), font=font)
-    return np.asarray(sheet)
+        sheet[y : y + cell_h, x : x + image.shape[1]] = image
+        for number, line in enumerate(lines):
+            label_font.draw_text(sheet, line, x, y + cell_h + 3 + number * line_h, LABEL_INK)
+    return np.clip(sheet * 255 + 0.5, 0, 255).astype(np.uint8)

@@ -531,3 +531,16 @@ def test_one_storyboard_style_is_more_consistent_than_six_looks(look_folder):
     assert one_style < 0.75 * six_looks, (one_style, six_looks)
     # the shots still differ from each other: each keeps its own content
     assert min(np.abs(a.astype(int) - b.astype(int)).mean() for a, b in itertools.combinations(together, 2)) > 5
+
+
+def test_the_contact_sheet_writes_whole_labels_with_accented_letters():
+    from engine.contact_sheet import contact_sheet
+
+    panel = np.zeros((40, 100, 3), np.uint8)
+    short = contact_sheet([("001 A  [1-24]", panel)])
+    description = "Ærøskøbing harbour at dawn: the ferry leaves, gulls follow it over the grey water"
+    long = contact_sheet([(f"001 Été à Ærø  [1-24]\n{description}", panel)])
+    assert long.shape[0] > short.shape[0] + 3 * 14  # the description is written whole, over several lines
+    accented = contact_sheet([("É", panel)])[48:, :]
+    unknown = contact_sheet([("?", panel)])[48:, :]
+    assert not np.array_equal(accented, unknown)  # É has a glyph of its own

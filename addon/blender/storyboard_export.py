@@ -60,7 +60,8 @@ def export(scene: bpy.types.Scene, folder: Path) -> Exported:
     panels = []
     for number, shot in enumerate(shots, start=1):
         pixels = read_rgba(shot.image) if shot.image is not None and shot.image.size[0] else None
-        panels.append(Panel(pixels, [f"{number:02d} {shot.name}", f"frames {shot.frame_start}-{shot.frame_end}"]))
+        lines = [f"{number:02d} {shot.name}", f"frames {shot.frame_start}-{shot.frame_end}"]
+        panels.append(Panel(pixels, [*lines, shot.description] if shot.description.strip() else lines))
         if pixels is None:
             exported.missing.append(shot.name)
             continue

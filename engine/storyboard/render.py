@@ -230,9 +230,8 @@ def write_contact_sheet(reports: list[ShotReport], out_dir: Path, width: int, he
             pixels = _failed_panel(*size, "failed")
         else:
             continue
-        limit = max(8, size[0] // 5)  # about what fits under a panel in the default font
-        label = report.label if len(report.label) <= limit else report.label[: limit - 1] + "…"
-        panels.append((label, pixels))
+        label = f"{report.label}\n{report.description}" if report.description.strip() else report.label
+        panels.append((label, pixels))  # written whole: wrapped under the panel
     if not panels:
         return None
     path = out_dir / "contact_sheet.png"

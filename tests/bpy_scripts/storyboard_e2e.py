@@ -332,7 +332,11 @@ def phase_export() -> None:
     sheet = pixels(sheet_image)[..., :3]
     sheet_module = module("contact_sheet")
     cell = sheet_module.cell_size(board.width, board.height)
-    size, boxes = sheet_module.layout(len(board.shots), cell, 4, 2)
+    wrap = sys.modules[f"{PACKAGE}.regia_contract.label_font"].wrap
+    labels = [[f"{n:02d} {s.name}", f"frames {s.frame_start}-{s.frame_end}", s.description]
+              for n, s in enumerate(board.shots, start=1)]  # fmt: skip
+    lines = max(sum(len(wrap(text, cell[0])) for text in label if text.strip()) for label in labels)
+    size, boxes = sheet_module.layout(len(board.shots), cell, 4, lines)
     resize = module("pixels").resize
 
     def difference(box, image: bpy.types.Image) -> float:

@@ -67,7 +67,8 @@ $(BPY42)/.installed:
 	touch $@
 
 test-bpy42: $(STAMP) $(BPY42)/.installed
-	REGIA_EXTRA_BPY_PYTHONS=$(CURDIR)/$(BPY42)/bin/python $(PY) -m pytest tests/test_addon_e2e.py tests/test_storyboard_addon.py $(PYTEST_ARGS)
+	REGIA_EXTRA_BPY_PYTHONS=$(CURDIR)/$(BPY42)/bin/python $(PY) -m pytest tests/test_addon_e2e.py tests/test_storyboard_addon.py \
+		tests/test_addon_ui.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 # The suite runs on every core, a test file per worker (module fixtures, e.g. one engine server, stay shared).
 PARALLEL := -n auto --dist loadfile
 
-.PHONY: help venv demo engine-demo test test-fast test-perf test-bpy42 lint format bench schema extension requirements clean distclean
+.PHONY: help venv demo engine-demo test test-fast test-perf test-install test-bpy42 lint format bench schema extension requirements clean distclean
 
 help:
 	@echo "make demo       the main job through the Blender add-on (headless bpy, managed engine); writes out/demo/"
@@ -23,6 +23,7 @@ help:
 	@echo "make test       ruff check and format check, then the whole suite but the perf tests (what .ci/run calls)"
 	@echo "make test-fast  the tests that start no engine process and no Blender (seconds, for inner loops)"
 	@echo "make test-perf  the tests that assert a duration (run them on an idle machine)"
+	@echo "make test-install  Install Engine for real in a fresh Blender user folder, then Generate (~6 GB, minutes)"
 	@echo "make venv       create .venv and install the engine with its dev extra"
 	@echo "make test-bpy42 the add-on and storyboard e2e tests under Blender 4.2 LTS too (installs bpy 4.2 into .venv-bpy42, ~1 GB)"
 	@echo "make lint       ruff check and ruff format --check"
@@ -58,6 +59,9 @@ test-fast: $(STAMP)
 
 test-perf: $(STAMP)
 	$(PY) -m pytest -m perf $(PYTEST_ARGS)
+
+test-install: $(STAMP)
+	$(PY) -m pytest -m install $(PYTEST_ARGS)
 
 # Blender 4.2 LTS as a second bpy: its own venv (one bpy per interpreter), used by the add-on tests' children.
 BPY42 := .venv-bpy42

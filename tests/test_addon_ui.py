@@ -16,7 +16,7 @@ import pytest
 pytestmark = [pytest.mark.bpy]
 
 SCRIPT = Path(__file__).parent / "bpy_scripts" / "addon_ui.py"
-PHASES = ("target", "paint_new", "tooltips", "errors", "storyboard")
+PHASES = ("target", "paint_new", "tooltips", "errors", "guide_image", "storyboard")
 # Operators that change the .blend's data: Ctrl+Z must take them back.
 UNDOABLE = {
     "regia.use_editor_image", "regia.region_add_mask_layer", "regia.region_add_paint", "regia.region_add_color_key",
@@ -117,3 +117,13 @@ def test_shot_buttons_are_disabled_when_they_cannot_work_and_the_message_clears(
     assert board["message_one_left"] == "2 shots queued"  # another shot still runs
     assert board["message_all_ended"] == ""
     assert "Shot 'A' style image: no image" in board["row_labels"]
+
+
+def test_an_image_guide_asks_for_its_image_at_once(run: dict[str, Any]) -> None:
+    """A style guide on a region in three clicks (Add Guide, Style, the image), so one region with one style guide
+    is five clicks from an open image: Add Paint Region (then paint), Add Guide, Style, the image, Generate."""
+    guide = run["guide_image"]
+    assert guide["style_invoked"] == ["RUNNING_MODAL"] and guide["popups"] == ["STYLE"]
+    assert guide["palette_invoked"] == ["FINISHED"]  # no image to ask for: added at once
+    assert "stripes" in guide["choices"] and not any("regia" in name or "(" in name for name in guide["choices"])
+    assert guide["added"] == [1, "STYLE", "stripes"]

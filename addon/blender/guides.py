@@ -13,6 +13,16 @@ from ...regia_contract.limits import MAX_WEIGHT
 from ..guide_kinds import DEFAULT_KIND, KINDS, WEIGHT_TOOLTIP, axis_items, display_value, enum_items
 from .images import mark_helper, new_image, open_for_painting
 from .lists import LISTS, active_item, draw_list, list_row, resolve
+from .owners import HELPER_KEY, TARGET_KEY
+
+_image_choices: list[tuple[str, str, str]] = []  # Blender needs the items of a dynamic enum kept alive
+
+
+def _reference_images(_self: object, _context: object) -> list[tuple[str, str, str]]:
+    """Images an artist would pick as a reference: theirs, not the ones Regia made (results, layers, previews)."""
+    names = sorted(image.name for image in bpy.data.images if HELPER_KEY not in image and TARGET_KEY not in image)
+    _image_choices[:] = [(name, name, f"Use the image '{name}'") for name in names]
+    return _image_choices
 
 
 class REGIA_OT_guide_add(bpy.types.Operator):
@@ -21,6 +31,7 @@ class REGIA_OT_guide_add(bpy.types.Operator):
     bl_idname = "regia.guide_add"
     bl_label = "Add Guide"
     bl_options = {"REGISTER", "UNDO"}
+    bl_property = "image_choice"  # what the search popup of an image guide searches
     list_id: StringProperty(
         name="List", default="REGION_GUIDES", description="Which guides: a region's, all regions', a shot's, ...",
         options={"HIDDEN", "SKIP_SAVE"},
@@ -31,8 +42,21 @@ class REGIA_OT_guide_add(bpy.types.Operator):
     colors: StringProperty(name="Colors", description="Hex colors for a palette guide (empty: the default ones)")
     axis: EnumProperty(name="Axis", items=axis_items(), description="The mirror's axis, for a symmetry guide")
     weight: FloatProperty(name="Weight", default=1.0, min=-MAX_WEIGHT, max=MAX_WEIGHT, description=WEIGHT_TOOLTIP)
+    image_choice: EnumProperty(
+        name="Image", items=_reference_images, description="The guide's image", options={"HIDDEN", "SKIP_SAVE"}
+    )
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        """A guide that takes a reference image (style, content, inspiration) asks for it at once, in a search
+        popup: one click fewer than adding it empty and then opening its image field."""
+        if KINDS[self.kind].image == "reference" and not self.image and _reference_images(self, context):
+            context.window_manager.invoke_search_popup(self)
+            return {"RUNNING_MODAL"}
+        return self.execute(context)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
+        if not self.image and KINDS[self.kind].image == "reference" and self.properties.is_property_set("image_choice"):
+            self.image = self.image_choice
         found = resolve(context, self.list_id)
         if found is None:
             spec = LISTS.get(self.list_id)

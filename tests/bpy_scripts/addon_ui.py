@@ -473,6 +473,31 @@ def phase_errors(target: bpy.types.Image) -> None:
     emit(phase="errors", **out)
 
 
+def phase_guide_image(target: bpy.types.Image) -> None:
+    """Add Guide for an image kind asks for the image at once (a search popup of the artist's images): a style guide
+    on a region is Add Guide, Style, the image; a kind without an image is added at once."""
+    scene, settings = bpy.context.scene, target.regia
+    scene.regia_target = target
+    settings.active_region = 0
+    guides = blender("guides")
+    popups: list[str] = []
+    context = SimpleNamespace(window_manager=SimpleNamespace(invoke_search_popup=lambda op: popups.append(op.kind)))
+    out = {}
+    # bpy in background never invokes (it executes): the button's invoke is called as Blender would call it.
+    pressed = SimpleNamespace(kind="STYLE", image="", execute=lambda context: {"FINISHED"})
+    out["style_invoked"] = sorted(guides.REGIA_OT_guide_add.invoke(pressed, context, None))
+    pressed = SimpleNamespace(kind="PALETTE", image="", execute=lambda context: {"FINISHED"})
+    out["palette_invoked"] = sorted(guides.REGIA_OT_guide_add.invoke(pressed, context, None))
+    out["popups"] = popups
+    out["choices"] = [name for name, _label, _tip in guides._reference_images(None, None)]
+    before = len(settings.regions[0].guides)
+    assert bpy.ops.regia.guide_add(kind="STYLE", image_choice="stripes") == {"FINISHED"}  # the popup's answer
+    added = settings.regions[0].guides[-1]
+    out["added"] = [len(settings.regions[0].guides) - before, added.kind, added.image.name if added.image else None]
+    settings.regions[0].guides.remove(len(settings.regions[0].guides) - 1)
+    emit(phase="guide_image", **out)
+
+
 def phase_storyboard(target: bpy.types.Image) -> None:
     """Shots from Markers asks before removing shots no marker makes; a failed shot says why in the list; Open in
     Image Editor and Regenerate are greyed out when they cannot work; the message box clears when jobs end."""

@@ -145,6 +145,20 @@ def test_the_status_line_comes_from_health(run: dict[str, Any]) -> None:
     assert "diffusion models missing: /nonexistent/regia/gone.safetensors" in message, health
 
 
+def test_the_clip_models_box_offers_download_for_a_missing_tag_and_settings_choose_from_the_list(
+    run: dict[str, Any],
+) -> None:
+    health = run["health"]
+    box = health["clip_box"]
+    assert "label:regia-tiny:random: present" in box and "label:ViT-B-32:laion2b_s34b_b79k: missing" in box
+    assert box.count("operator:regia.clip_download:IMPORT") == 1  # only the missing tag; random weights are not
+    assert "operator:regia.clip_add_file:FILE_NEW" in box
+    assert health["items"] == ["NONE", "regia-tiny:random", "ViT-B-32:laion2b_s34b_b79k"]
+    assert health["chosen"] == ["regia-tiny", "random"]
+    assert health["kept"] == ["RN50:openai", "RN50:openai"]  # set before, not in the list: offered, not lost
+    assert health["emptied"] == ["", ""]
+
+
 def test_every_panel_draws_with_existing_properties_and_operators(run: dict[str, Any]) -> None:
     assert run["ui"]["calls"] > 100 and run["ui"]["guides_left"] == 1
 

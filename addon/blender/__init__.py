@@ -9,6 +9,7 @@ from __future__ import annotations
 import bpy
 
 from . import (
+    clip_models,
     connection,
     connection_operators,
     guides,
@@ -32,6 +33,7 @@ CLASSES: tuple[type, ...] = (
     *guides.CLASSES,
     *operators.CLASSES,
     *connection_operators.CLASSES,
+    *clip_models.CLASSES,
     *segment_operators.CLASSES,
     *variation_operators.CLASSES,
     *panels.CLASSES,

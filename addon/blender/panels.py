@@ -215,8 +215,7 @@ class REGIA_PT_settings(_TargetPanel):
         if diffusion:
             draw_diffusion_settings(layout, settings, strength=True)
         col = layout.column(heading="CLIP")
-        col.prop(settings, "clip_model")
-        col.prop(settings, "clip_weights")
+        col.prop(settings, "clip_choice")
         if diffusion:
             col.label(text="For Inspiration guides: text guides are the prompts", icon="INFO")
 

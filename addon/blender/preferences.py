@@ -11,6 +11,7 @@ from bpy.props import CollectionProperty, EnumProperty, IntProperty, StringPrope
 
 from ..diffusion import MODEL_SUFFIXES, is_random, label_for, model_path_problem
 from . import connection, install_engine
+from .clip_models import draw_clip_models
 from .install_operators import draw_install
 from .lists import ListSpec, draw_list, list_row, register_list
 from .paths import EXTENSION_PACKAGE, EXTENSION_ROOT
@@ -91,7 +92,7 @@ class RegiaPreferences(bpy.types.AddonPreferences):
             draw_install(layout, self)
             layout.prop(self, "python_path")
             layout.prop(self, "device")
-            layout.prop(self, "clip_models")
+            draw_clip_models(layout, self)
             layout.label(text=f"Engine source: {EXTENSION_ROOT / 'engine'}")
         else:
             layout.prop(self, "remote_url")

@@ -21,6 +21,7 @@ from bpy.props import (
 from ...regia_contract.limits import MAX_CFG, MAX_STEPS, MAX_WEIGHT
 from .. import diffusion
 from ..guide_kinds import DEFAULT_KIND, WEIGHT_TOOLTIP, axis_items, enum_items
+from .clip_models import clip_choice_property
 from .paths import preset_names
 
 MODE_ITEMS = [
@@ -231,6 +232,7 @@ class RegiaSettings(bpy.types.PropertyGroup):
         description="Left and right mirror each other over the whole image",
     )  # fmt: skip
     clip_model: StringProperty(name="CLIP Model", description="open_clip name, e.g. ViT-B-32; empty for none")
+    clip_choice: clip_choice_property()
     clip_weights: StringProperty(
         name="CLIP Weights", description="open_clip pretrained tag (e.g. laion2b_s34b_b79k) or a checkpoint file"
     )

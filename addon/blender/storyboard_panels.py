@@ -168,7 +168,7 @@ class _StoryboardStyle:
         if diffusion and shots != (storyboard.width, storyboard.height):
             col.label(text=f"Shots are {shots[0]} x {shots[1]}: multiples of 8 for Diffusion", icon="INFO")
         steps = "diffusion_steps" if diffusion else "steps"
-        for name in (steps, "seed", "seed_rule", "preview_every", "clip_model", "clip_weights"):
+        for name in (steps, "seed", "seed_rule", "preview_every", "clip_choice"):
             layout.prop(storyboard, name)
         if diffusion:
             draw_diffusion_settings(layout, storyboard, strength=False)

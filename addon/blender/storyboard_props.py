@@ -20,6 +20,7 @@ from bpy.props import (
     StringProperty,
 )
 
+from .clip_models import clip_choice_property
 from .props import (
     GENERATOR_ITEMS,
     RegiaGuide,
@@ -141,6 +142,7 @@ class RegiaStoryboard(bpy.types.PropertyGroup):
         name="Seeds", items=SEED_RULE_ITEMS, default="per_shot", description="Where each shot's seed comes from"
     )
     clip_model: StringProperty(name="CLIP Model", description="open_clip name, e.g. ViT-B-32; empty for none")
+    clip_choice: clip_choice_property()
     clip_weights: StringProperty(name="CLIP Weights", description="open_clip pretrained tag or a checkpoint file")
     preview_every: IntProperty(
         name="Preview Every", default=10, min=0, max=10_000, description="Steps between previews (0: none)"

@@ -615,7 +615,21 @@ def phase_variations(target: bpy.types.Image) -> None:
 def phase_health(target: bpy.types.Image) -> None:
     engine = addon_module("connection")
     assert bpy.ops.regia.engine_check() == {"FINISHED"}
-    emit(phase="health", state=engine.status.state, message=engine.status.message)
+    # The CLIP Models box: each model's state from /health, Download for a missing pretrained tag.
+    clip = addon_module("clip_models")
+    calls: list[str] = []
+    clip.draw_clip_models(Recorder(calls), prefs())
+    # The CLIP Model choice in Settings: the preferences' models, and a model set before that is not in the list.
+    settings = target.regia
+    items = [key for key, *_rest in clip._items(settings, None)]
+    settings.clip_choice = "regia-tiny:random"
+    chosen = [settings.clip_model, settings.clip_weights]
+    settings.clip_model, settings.clip_weights = "RN50", "openai"
+    kept = [settings.clip_choice, [key for key, *_rest in clip._items(settings, None)][-1]]
+    settings.clip_choice = "NONE"
+    emptied = [settings.clip_model, settings.clip_weights]
+    emit(phase="health", state=engine.status.state, message=engine.status.message, clip_box=calls, items=items,
+         chosen=chosen, kept=kept, emptied=emptied)  # fmt: skip
 
 
 def phase_bad_python(target: bpy.types.Image) -> None:

@@ -9,6 +9,23 @@ in a child process), `perf` (asserts a duration: out of the default run, since a
 
 from __future__ import annotations
 
+import socket
+
+import pytest
 import regia_package
 
 regia_package.install()
+
+
+@pytest.fixture
+def no_network(monkeypatch) -> list[object]:
+    """Any socket connection fails the test; the attempts are recorded."""
+    attempts: list[object] = []
+
+    def refuse(self, address, *args):
+        attempts.append(address)
+        raise AssertionError(f"network used: {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    return attempts

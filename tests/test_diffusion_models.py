@@ -10,7 +10,6 @@ import copy
 import json
 import pathlib
 import shutil
-import socket
 import struct
 from pathlib import Path
 from typing import Any
@@ -51,20 +50,6 @@ def model_cache(cache_root, monkeypatch) -> Path:
     monkeypatch.setenv("REGIA_MODEL_CACHE", str(cache_root))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return cache_root
-
-
-@pytest.fixture
-def no_network(monkeypatch) -> list[object]:
-    """Any socket connection fails the test; the attempts are recorded."""
-    attempts: list[object] = []
-
-    def refuse(self, address, *args):
-        attempts.append(address)
-        raise AssertionError(f"network used: {address}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    return attempts
 
 
 def trained(bundle: DiffusionBundle, seed: int = 7) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -51,20 +50,6 @@ def model_cache(tmp_path, monkeypatch) -> Path:
     for name in OFFLINE_VARS:
         monkeypatch.delenv(name, raising=False)
     return cache
-
-
-@pytest.fixture
-def no_network(monkeypatch) -> list[object]:
-    """Any socket connection fails the test; the attempts are recorded."""
-    attempts: list[object] = []
-
-    def refuse(self, address, *args):
-        attempts.append(address)
-        raise AssertionError(f"network used: {address}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    return attempts
 
 
 @pytest.fixture(scope="module")

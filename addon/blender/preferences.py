@@ -162,6 +162,18 @@ register_list(
 )
 
 
+def _add_chosen(operator: bpy.types.Operator, path: str, nothing: str) -> set[str]:
+    """Add what the file browser chose to the Diffusion Models list; a path problem is a warning, not a refusal."""
+    if not path:
+        operator.report({"ERROR"}, nothing)
+        return {"CANCELLED"}
+    _add_entry(connection.preferences(), path)
+    problem = model_path_problem(path)
+    if problem:
+        operator.report({"WARNING"}, problem)
+    return {"FINISHED"}
+
+
 class REGIA_OT_diffusion_model_add_file(bpy.types.Operator):
     """Add a diffusion model file (.safetensors or .ckpt: SD 1.x, 2.x or SDXL) to the Diffusion Models list"""
 
@@ -176,15 +188,7 @@ class REGIA_OT_diffusion_model_add_file(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        path = bpy.path.abspath(self.filepath).strip()
-        if not path:
-            self.report({"ERROR"}, "No file chosen")
-            return {"CANCELLED"}
-        _add_entry(connection.preferences(), path)
-        problem = model_path_problem(path)
-        if problem:
-            self.report({"WARNING"}, problem)
-        return {"FINISHED"}
+        return _add_chosen(self, bpy.path.abspath(self.filepath).strip(), "No file chosen")
 
 
 class REGIA_OT_diffusion_model_add_folder(bpy.types.Operator):
@@ -200,15 +204,7 @@ class REGIA_OT_diffusion_model_add_folder(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        path = bpy.path.abspath(self.directory).strip().rstrip("/\\")
-        if not path:
-            self.report({"ERROR"}, "No folder chosen")
-            return {"CANCELLED"}
-        _add_entry(connection.preferences(), path)
-        problem = model_path_problem(path)
-        if problem:
-            self.report({"WARNING"}, problem)
-        return {"FINISHED"}
+        return _add_chosen(self, bpy.path.abspath(self.directory).strip().rstrip("/\\"), "No folder chosen")
 
 
 class REGIA_OT_diffusion_model_problem(bpy.types.Operator):

@@ -9,6 +9,7 @@ from fastapi import Request
 
 from ..strict_json import DuplicateKey, loads_strict
 from .errors import ApiError
+from .guards import media_type
 
 
 async def read_body(request: Request, limit: int, option: str, idle_timeout: float) -> bytes:
@@ -51,3 +52,13 @@ def parse_json(raw: bytes) -> Any:
         raise ApiError.one(400, "(body)", f"not JSON this server reads: {str(exc)[:160]}") from None
     except RecursionError:
         raise ApiError.one(400, "(body)", "not JSON this server reads: nested too deeply") from None
+
+
+async def json_body(request: Request, what: str) -> Any:
+    """A POST's JSON body (`what` says which, for errors): 415 unless it is application/json, the spec size limit,
+    the body timeout, strict JSON."""
+    kind = media_type(request.headers.get("content-type", ""))
+    if kind != "application/json":
+        raise ApiError.one(415, "Content-Type", f"{what} is sent as JSON", kind or None, "application/json")
+    config = request.app.state.config
+    return parse_json(await read_body(request, config.max_spec_bytes, what, config.body_timeout))

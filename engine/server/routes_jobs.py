@@ -9,9 +9,8 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from .admission import admitted
-from .bodies import parse_json, read_body
+from .bodies import json_body
 from .errors import ApiError
-from .guards import media_type
 from .job_record import MAX_PAGE_SIZE, PAGE_SIZE, STATES
 from .schemas import ERROR, PNG, JobList, JobStatus
 
@@ -31,11 +30,7 @@ def _admit(request: Request, data: Any) -> dict[str, Any]:
     responses={202: {"model": JobStatus}, 400: ERROR, 413: ERROR, 415: ERROR, 422: ERROR},
 )
 async def submit(request: Request) -> JSONResponse:
-    kind = media_type(request.headers.get("content-type", ""))
-    if kind != "application/json":
-        raise ApiError.one(415, "Content-Type", "a job spec is sent as JSON", kind or None, "application/json")
-    config = request.app.state.config
-    data = parse_json(await read_body(request, config.max_spec_bytes, "a job spec", config.body_timeout))
+    data = await json_body(request, "a job spec")
     status = await run_in_threadpool(_admit, request, data)
     return JSONResponse(status, status_code=202, headers={"location": f"/jobs/{status['id']}"})
 

@@ -13,9 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from ..images import png_bytes, to_rgb
 from ..segment import SegmentRequest, segment
 from ..spec import validate_model
-from .bodies import parse_json, read_body
-from .errors import ApiError
-from .guards import media_type
+from .bodies import json_body
 from .schemas import ERROR, SegmentAnswer
 
 router = APIRouter()
@@ -45,9 +43,5 @@ def _segment(request: Request, data: Any) -> dict[str, Any]:
     responses={200: {"model": SegmentAnswer}, 400: ERROR, 413: ERROR, 415: ERROR, 422: ERROR},
 )
 async def post_segment(request: Request) -> JSONResponse:
-    kind = media_type(request.headers.get("content-type", ""))
-    if kind != "application/json":
-        raise ApiError.one(415, "Content-Type", "a segment request is sent as JSON", kind or None, "application/json")
-    config = request.app.state.config
-    data = parse_json(await read_body(request, config.max_spec_bytes, "a segment request", config.body_timeout))
+    data = await json_body(request, "a segment request")
     return JSONResponse(await run_in_threadpool(_segment, request, data))

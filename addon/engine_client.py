@@ -15,6 +15,7 @@ import urllib.request
 from typing import Any
 
 DEFAULT_TIMEOUT = 0.1  # seconds: Blender's main thread must never wait on the network for longer
+WORKER_TIMEOUT = 30.0  # seconds per request off the main thread: uploads can be large and the engine busy
 UPLOAD_TIMEOUT = 30.0  # a PUT of a large PNG legitimately takes longer; callers may pass their own
 START_HINT = "start it from the Regia preferences"
 
@@ -89,6 +90,10 @@ class EngineClient:
         self.timeout = timeout
         # No proxy handler: the engine is normally on loopback, and an environment proxy must not intercept it.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def with_timeout(self, timeout: float) -> EngineClient:
+        """The same engine with another per-request timeout: a worker thread's client may wait for a busy engine."""
+        return EngineClient(self.base_url, token=self.token, timeout=timeout)
 
     # ---- transport ---------------------------------------------------------------------------
 

@@ -16,11 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine_client import EngineClient, EngineError, EngineUnreachable
+from .engine_client import WORKER_TIMEOUT, EngineClient, EngineError, EngineUnreachable
 from .error_words import describe_error, in_artist_words
 from .png_codec import sha256_hex
 
-WORKER_TIMEOUT = 30.0  # seconds per request: uploads can be large, and the worker is off the main thread
 POLL_RETRIES = 3  # transient failures in a row while following a job before it counts as unreachable
 MAX_BACKOFF = 2.0  # seconds between retries, at most
 CANCEL_POLL = 0.05  # seconds between polls once a cancel is sent: the job ends within one step
@@ -210,7 +209,7 @@ class JobSession:
         try:
             if callable(source):
                 return source()
-            return EngineClient(source.base_url, token=source.token, timeout=self.timeout)
+            return source.with_timeout(self.timeout)
         except EngineError:
             raise
         except Exception as exc:  # a factory that cannot give a client: the engine is not there to talk to

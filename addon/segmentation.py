@@ -24,6 +24,9 @@ METHODS = [  # (identifier, label, tooltip), as Blender's EnumProperty takes the
 ]
 MIN_PARTS, MAX_PARTS, DEFAULT_PARTS = 2, 64, 8
 PART_NAME = "Part {index}"
+# The requests run on a worker thread, so they may wait for a busy engine: the client's own default (0.1 s) is for
+# Blender's main thread, and a loaded machine takes longer than that to segment.
+SEGMENT_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -70,9 +73,10 @@ class SegmentTask:
 
     def _run(self) -> None:
         try:
-            ref = self.client.upload_png(encode_png(self.pixels[..., :3]))
-            self.answer = self.client.segment(ref, self.method, self.parts)
-            self.region_map = self.client.blob(self.answer["map"])
+            client = self.client.with_timeout(SEGMENT_TIMEOUT)
+            ref = client.upload_png(encode_png(self.pixels[..., :3]))
+            self.answer = client.segment(ref, self.method, self.parts)
+            self.region_map = client.blob(self.answer["map"])
             self.state = "DONE"
         except EngineError as exc:
             self.error, self.state = str(exc), "FAILED"

@@ -258,6 +258,7 @@ def test_segment_into_regions_makes_a_colour_key_region_per_part(run: dict[str, 
     assert first["map"] == ["photo parts", [64, 48], True]  # the target's size, packed into the .blend
     assert first["covered_once"] == 1.0 and first["smallest"] > 0  # every pixel in exactly one part
     assert first["others"] == segment["others_before"]  # mask-layer and paint regions are kept
+    assert second["message"] is None, second["message"]
     assert 2 <= len(second["names"]) <= 3 and second["covered_once"] == 1.0  # the first run's parts replaced
     assert second["others"] == segment["others_before"]
 

@@ -84,6 +84,7 @@ class JobInput:
     clip_model: str = ""
     clip_weights: str = ""
     preview_every: int = 10
+    tileable: bool = False  # the canvas is a torus: a texture that repeats without a seam
     diffusion: DiffusionInput = field(default_factory=DiffusionInput)  # counts with generator "diffusion"
 
 
@@ -155,6 +156,8 @@ def build_job(job: JobInput) -> BuiltJob:
     }
     if job.preset:
         spec["preset"] = job.preset
+    if job.tileable:  # only when asked: a spec without it is the same bytes as before
+        spec["tileable"] = True
     if job.use_init:
         spec["init"] = {"image": blobs.add(resize(rgba(job.target)[..., :3], width, height))}
 

@@ -23,7 +23,8 @@ UNDOABLE = {
     "regia.region_show_mask", "regia.paint_layer_new", "regia.result_load_settings", "regia.history_show",
     "regia.guide_add", "regia.guide_new_canvas", "regia.list_add", "regia.list_remove", "regia.list_move",
     "regia.storyboard_from_markers", "regia.storyboard_from_text", "regia.storyboard_region_add",
-    "regia.storyboard_use_version", "regia.storyboard_open_shot",
+    "regia.storyboard_use_version", "regia.storyboard_open_shot", "regia.texture_new", "regia.texture_sync_slots",
+    "regia.texture_use_result",
 }  # fmt: skip
 
 
@@ -70,6 +71,9 @@ def test_every_visible_control_has_a_tooltip_a_title_case_name_and_blenders_spel
     tooltips = run["tooltips"]
     assert tooltips["problems"] == []
     assert len(tooltips["props"]) > 60 and len(tooltips["operators"]) > 20  # the states reach most of the UI
+    texture_ui = {"RegiaSettings.bleed", "RegiaSettings.tileable", "RegiaSettings.uv_map", "Object.regia_texture"}
+    assert texture_ui <= set(tooltips["props"])
+    assert {"regia.texture_new", "regia.texture_use_result", "regia.texture_sync_slots"} <= set(tooltips["operators"])
 
 
 def test_every_operator_and_its_redo_panel_properties_are_described(run: dict[str, Any]) -> None:

@@ -104,6 +104,12 @@ def test_a_clip_model_goes_into_the_spec_with_its_weights() -> None:
     assert "models" not in build_job(_job()).spec
 
 
+def test_tileable_goes_into_the_spec_only_when_asked() -> None:
+    spec = build_job(_job(tileable=True)).spec
+    assert spec["tileable"] is True and validate_spec(spec).tileable
+    assert "tileable" not in build_job(_job()).spec  # an untiled job's spec is what it was before the option
+
+
 def test_no_regions_means_one_edit_region_over_the_whole_image() -> None:
     built = build_job(_job(regions=[]))
     (region,) = built.spec["regions"]

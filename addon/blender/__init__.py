@@ -24,6 +24,8 @@ from . import (
     storyboard_operators,
     storyboard_panels,
     storyboard_props,
+    texture_operators,
+    texture_panels,
     variation_operators,
 )
 
@@ -39,6 +41,8 @@ CLASSES: tuple[type, ...] = (
     *panels.CLASSES,
     *storyboard_operators.CLASSES,
     *storyboard_panels.CLASSES,
+    *texture_operators.CLASSES,
+    *texture_panels.CLASSES,
 )
 
 

@@ -14,6 +14,7 @@ from ..spec_builder import BuiltJob
 from .images import load_png, mark_helper, show_in_editors
 from .jobs import TRACKER, StatusView, ensure_timer, poll
 from .paths import file_stem, user_dir, write_file
+from .texture_operators import use_in_materials
 
 KIND = "image"
 
@@ -60,7 +61,9 @@ class ImageJobView(StatusView):
         item.summary = f"{spec['width']}x{spec['height']}, {spec['steps']} steps, seed {spec['seed']}, {seconds:.1f} s"
         target.regia_active_history = len(target.regia_history) - 1
         show_in_editors(result, replacing={target.name, preview_name(target.name)})
-        return f"Done: {name} in {seconds:.1f} s"
+        wired, problems = use_in_materials(target, result)  # a texture's result goes into its object's materials
+        in_materials = f", in {', '.join(wired)}" if wired else ""
+        return f"Done: {name} in {seconds:.1f} s{in_materials}" + "".join(f"; {p}" for p in problems)
 
 
 VIEW = ImageJobView()

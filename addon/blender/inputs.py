@@ -11,7 +11,7 @@ from ..guide_kinds import KINDS
 from ..mask_raster import FeatherPoint, MaskLayer, Spline, SplinePoint, rasterise_layer
 from ..region_maps import color_key_mask, paint_mask
 from ..spec_builder import GuideInput, InputError, JobInput, RegionInput
-from . import connection
+from . import connection, texture_regions
 from .images import read_rgba, size_of
 
 
@@ -69,6 +69,9 @@ def region_mask(
             known = ", ".join(lay.name for lay in region.mask.layers) or "none"
             raise InputError(f"{where} layer", f"Mask '{region.mask.name}' has no such layer", region.layer, known)
         return rasterise_layer(mask_layer_data(layer), width, height)
+    if region.source == "MATERIAL_SLOT":
+        mask = texture_regions.slot_mask(settings, region.slot, size, where)
+        return 1.0 - mask if region.invert else mask
     image = region.paint_image if region.source == "PAINT" else settings.region_map
     if image is None:
         what = "paint layer" if region.source == "PAINT" else "region map"
@@ -160,5 +163,6 @@ def job_input(target: bpy.types.Image) -> JobInput:
         clip_model=settings.clip_model.strip(),
         clip_weights=settings.clip_weights.strip(),
         preview_every=settings.preview_every,
+        tileable=settings.tileable,
         diffusion=diffusion_input(settings) if diffusion else DiffusionInput(),
     )

@@ -29,9 +29,25 @@ def editor_image(context: bpy.types.Context) -> bpy.types.Image | None:
     return getattr(space, "image", None) if space is not None and space.type == "IMAGE_EDITOR" else None
 
 
+# Editors where the target is the active object's texture (its Regia Texture panels) rather than an image's.
+OBJECT_SPACES = {"VIEW_3D", "PROPERTIES"}
+
+
+def in_object_space(context: bpy.types.Context) -> bool:
+    space = getattr(context, "space_data", None)
+    return space is not None and space.type in OBJECT_SPACES
+
+
+def object_texture(context: bpy.types.Context) -> bpy.types.Image | None:
+    obj = getattr(context, "object", None)
+    return getattr(obj, "regia_texture", None)
+
+
 def target_image(context: bpy.types.Context) -> bpy.types.Image | None:
-    """The scene's Target; else the target of the image in this editor (a result, preview, paint layer, ... maps
-    back to its target)."""
+    """In the 3D Viewport and the Properties editor, the active object's texture; elsewhere the scene's Target,
+    else the target of the image in this editor (a result, preview, paint layer, ... maps back to its target)."""
+    if in_object_space(context):
+        return object_texture(context)
     return target_of(context.scene.regia_target or editor_image(context))
 
 
@@ -40,6 +56,8 @@ def pin_target(context: bpy.types.Context) -> bpy.types.Image | None:
     fixes it, so that the images Regia then shows in the editor (a paint layer, the mask, the live preview) never
     take its place. Operators only: drawing code cannot write properties."""
     target = target_image(context)
+    if in_object_space(context):  # the object names its texture: the image editor's Target stays as it was
+        return target
     if target is not None and context.scene.regia_target != target:
         context.scene.regia_target = target
     return target

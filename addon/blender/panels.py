@@ -15,6 +15,7 @@ from .lists import draw_list, list_row
 from .owners import active_region, target_image
 from .paths import EXTENSION_PACKAGE
 from .preferences import draw_engine_status
+from .texture_regions import slot_name
 from .variation_operators import draw_variations
 
 _ERROR_ICONS = {"UNREACHABLE": "UNLINKED", "MODELS": "FILE_BLANK", "INPUT": "MODIFIER", "FAILED": "ERROR"}
@@ -73,23 +74,28 @@ class REGIA_PT_main(_RegiaPanel):
         if target is None:
             layout.label(text="Open or pick an image to work on", icon="INFO")
             return
-        if connection.status.state not in ("ready", "remote"):
-            draw_engine_status(layout)
-        status = target.regia_job
-        row = layout.row(align=True)
-        row.scale_y = 1.5
-        if image_jobs.is_running(target):
-            row.operator("regia.cancel", icon="CANCEL")
-        else:
-            row.operator("regia.generate", icon="SHADERFX")
-        if status.state in ("STARTING", "UPLOADING", "QUEUED", "RUNNING"):
-            eta = f", {status.eta_seconds:.0f} s left" if status.eta_seconds > 0 else ""
-            layout.progress(text=f"{status.message}{eta}", factor=status.fraction, type="BAR")
-        elif status.state != "IDLE" and status.message:
-            icon = _ERROR_ICONS.get(status.error_kind, "CHECKMARK" if status.state == "DONE" else "INFO")
-            box = draw_message(layout, context, status.message, icon, status.error_kind)
-            if status.error_kind == "UNREACHABLE" and connection.is_managed():
-                box.operator("regia.engine_start", icon="PLAY")
+        draw_generate(layout, context, target)
+
+
+def draw_generate(layout: bpy.types.UILayout, context: bpy.types.Context, target: bpy.types.Image) -> None:
+    """The engine's state when it is not ready, Generate (or Cancel) and the job's progress or last message."""
+    if connection.status.state not in ("ready", "remote"):
+        draw_engine_status(layout)
+    status = target.regia_job
+    row = layout.row(align=True)
+    row.scale_y = 1.5
+    if image_jobs.is_running(target):
+        row.operator("regia.cancel", icon="CANCEL")
+    else:
+        row.operator("regia.generate", icon="SHADERFX")
+    if status.state in ("STARTING", "UPLOADING", "QUEUED", "RUNNING"):
+        eta = f", {status.eta_seconds:.0f} s left" if status.eta_seconds > 0 else ""
+        layout.progress(text=f"{status.message}{eta}", factor=status.fraction, type="BAR")
+    elif status.state != "IDLE" and status.message:
+        icon = _ERROR_ICONS.get(status.error_kind, "CHECKMARK" if status.state == "DONE" else "INFO")
+        box = draw_message(layout, context, status.message, icon, status.error_kind)
+        if status.error_kind == "UNREACHABLE" and connection.is_managed():
+            box.operator("regia.engine_start", icon="PLAY")
 
 
 _MODE_ICONS = {"edit": "GREASEPENCIL", "keep": "LOCKED", "embolden": "LIGHT_SUN"}
@@ -115,6 +121,14 @@ def draw_region_source(
     """Where a region's mask comes from; `owner` (a target's settings, a shot) holds the color keys' region map,
     `list_id` is the region's list (its New paint layer is the size of what the list's regions mask)."""
     col.prop(region, "source")
+    if region.source == "MATERIAL_SLOT":
+        obj = getattr(owner, "texture_object", None)
+        if obj is None:
+            col.label(text="Only a texture made from its object has material slots", icon="ERROR")
+        else:
+            col.label(text=f"{obj.name}: {slot_name(obj, region.slot)}", icon="MATERIAL")
+        col.prop(region, "invert")
+        return
     if region.source == "MASK_LAYER":
         col.prop(region, "mask")
         if region.mask is not None:

@@ -33,7 +33,11 @@ SOURCE_ITEMS = [
     ("MASK_LAYER", "Mask Layer", "A layer of a Mask drawn in the image editor's Mask mode", "MOD_MASK", 0),
     ("PAINT", "Paint Layer", "A grayscale image painted in Paint mode: white is in", "BRUSH_DATA", 1),
     ("COLOR_KEY", "Color Key", "One color of the target's shared region-map image", "COLOR", 2),
-]
+    (
+        "MATERIAL_SLOT", "Material Slot",
+        "The faces of one material slot of the texture's object, through its UV map", "MATERIAL", 3,
+    ),
+]  # fmt: skip
 GENERATOR_ITEMS = [  # numbers as .blend files store them
     ("pixels", "Pixels", "A pixel pyramid: fast, faithful to the target (default)", "TEXTURE", 0),
     ("fourier", "Fourier", "Decorrelated Fourier coefficients: smoother, for text guidance", "FORCE_HARMONIC", 1),
@@ -159,6 +163,7 @@ class RegiaRegion(bpy.types.PropertyGroup):
         description="The region map's color that marks this region",
     )  # fmt: skip
     invert: BoolProperty(name="Invert", description="Use everything outside the painted area")
+    slot: IntProperty(name="Slot", min=0, description="The material slot whose faces, in the UV map, are the region")
     mode: EnumProperty(name="Mode", items=MODE_ITEMS, default="edit", description="What happens to the region")
     feather: FloatProperty(name="Feather", description="Soft edge, in pixels", default=0.0, min=0.0, max=256.0)
     strength: FloatProperty(name="Strength", description="How far embolden goes", default=1.0, min=0.0, max=4.0)
@@ -249,6 +254,22 @@ class RegiaSettings(bpy.types.PropertyGroup):
     )
     guidance_every: guidance_every_property()
     guidance_strength: guidance_strength_property()
+    tileable: BoolProperty(
+        name="Tileable",
+        description="The image repeats without a seam: its left edge meets its right and its top meets its bottom",
+    )
+    # For a texture (the image an object's Regia Texture panel made): material-slot regions read its UVs.
+    texture_object: PointerProperty(
+        name="Object", type=bpy.types.Object,
+        description="The object this image is a texture of: each material slot's faces, through its UV map, are "
+        "a region",
+    )  # fmt: skip
+    uv_map: StringProperty(name="UV Map", description="The UV map the texture is laid out in (empty: the active one)")
+    bleed: IntProperty(
+        name="Bleed", default=8, min=0, max=64, subtype="PIXEL",
+        description="How many texels each slot's region grows past its UV islands' edges, so no seam shows where "
+        "the texture is filtered or mipmapped",
+    )  # fmt: skip
 
 
 class RegiaJobStatus(bpy.types.PropertyGroup):
@@ -291,6 +312,10 @@ def register() -> None:
     bpy.types.Image.regia_history = CollectionProperty(type=RegiaHistoryItem)
     bpy.types.Image.regia_active_history = IntProperty(name="Active Result")
     bpy.types.Image.regia_variations = CollectionProperty(type=RegiaVariation)
+    bpy.types.Object.regia_texture = PointerProperty(
+        name="Texture", type=bpy.types.Image,
+        description="The texture Regia generates for this object; results are new images, wired into its materials",
+    )  # fmt: skip
     bpy.types.Scene.regia_target = PointerProperty(
         name="Target", type=bpy.types.Image, description="The image Regia generates from; it is never overwritten"
     )
@@ -300,5 +325,6 @@ def unregister() -> None:
     for name in ("regia", "regia_job", "regia_history", "regia_active_history", "regia_variations"):
         delattr(bpy.types.Image, name)
     del bpy.types.Scene.regia_target
+    del bpy.types.Object.regia_texture
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

@@ -12,7 +12,7 @@ import bpy
 
 _SKIP = {"rna_type", "name"}
 # The ID types Regia's properties point at, and where bpy.data keeps them.
-_ID_COLLECTIONS = {"Image": "images", "Mask": "masks"}
+_ID_COLLECTIONS = {"Image": "images", "Mask": "masks", "Object": "objects"}
 
 
 def to_data(group: bpy.types.PropertyGroup) -> dict[str, Any]:

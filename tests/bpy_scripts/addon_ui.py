@@ -394,6 +394,30 @@ def draw_storyboard_states(log: dict) -> None:
     board.generator = "pixels"
 
 
+def draw_texture_states(log: dict) -> None:
+    """The 3D Viewport's Regia Texture panels and the material properties' one: an object without a texture, then
+    with one (a region per material slot, each active in turn)."""
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    for name in ("Wood", "Sky"):
+        cube.data.materials.append(bpy.data.materials.new(name))
+    panels = [p for p in image_panels() if "texture" in p.__name__]
+    viewport, properties = (
+        SimpleNamespace(scene=bpy.context.scene, space_data=SimpleNamespace(type=space), object=cube, area=None,
+                        region=SimpleNamespace(width=SIDEBAR_PX))
+        for space in ("VIEW_3D", "PROPERTIES")
+    )  # fmt: skip
+    draw_panels(log, panels, viewport, "object without a texture")
+    assert bpy.ops.regia.texture_new(size="256") == {"FINISHED"}
+    settings = cube.regia_texture.regia
+    settings.regions[1].mode = "keep"
+    for index in range(len(settings.regions)):
+        settings.active_region = cube.active_material_index = index
+        draw_panels(log, panels, viewport, f"texture, slot {index}")
+        draw_panels(log, panels, properties, f"material properties, slot {index}")
+    draw_rows(log, [(settings, "regions")], viewport, "texture")
+
+
 def operator_problems() -> list[str]:
     """Every Regia operator: a label in Title Case and a tooltip; each property it shows in the Redo panel (not
     hidden) has a tooltip and a name in Title Case."""
@@ -420,6 +444,7 @@ def phase_tooltips(target: bpy.types.Image) -> None:
     log = new_log()
     draw_image_states(target, log)
     draw_storyboard_states(log)
+    draw_texture_states(log)
     options = {}
     for name in dir(bpy.types):
         if name.startswith("REGIA_OT_"):

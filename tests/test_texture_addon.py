@@ -18,6 +18,7 @@ pytestmark = [pytest.mark.bpy, pytest.mark.slow]
 
 SCRIPT = Path(__file__).parent / "bpy_scripts" / "texture_e2e.py"
 NO_FACE = -1
+ARRAYS = ("result", "labels", "start", "blockout_before", "blockout_after")
 
 
 @pytest.fixture(scope="module", params=[None, *bpykit.EXTRA_BPY_PYTHONS], ids=lambda p: "bpy" if p is None else p)
@@ -34,7 +35,7 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         timeout=600, env=env, python=request.param,
     )  # fmt: skip
     run = {item["phase"]: item for item in bpykit.results(result)}
-    run["arrays"] = {name: np.load(tmp / f"{name}.npy") for name in ("result", "labels", "start")}
+    run["arrays"] = {name: np.load(tmp / f"{name}.npy") for name in ARRAYS}
     run["styles"] = [data.coffee(), data.rocket()]
     return run
 
@@ -87,3 +88,13 @@ def test_the_result_is_a_new_image_wired_into_each_slots_material_keeping_the_ol
 def test_use_in_materials_is_undoable(run: dict[str, Any]) -> None:
     undo = run["undo"]
     assert undo["used"] == ["FINISHED"] and undo["undo_flag"] and undo["rewired"] and undo["undone"]
+
+
+def test_a_shot_blockout_rendered_after_texturing_shows_the_texture(run: dict[str, Any]) -> None:
+    """The texture is in the materials, so the storyboard's blockout render (Cycles, the shaded scene) shows it."""
+    before, after = run["arrays"]["blockout_before"], run["arrays"]["blockout_after"]
+    changed = np.abs(after - before).max(-1) > 0.1
+    assert 0.05 < changed.mean() < 0.9  # the cube's pixels, not the background
+    texture_warmth = _lab_mean(run["arrays"]["result"])[1:]  # a, b: the texture's hue
+    seen = _lab_mean(after[changed])[1:]
+    assert float(np.dot(seen - _lab_mean(before[changed])[1:], texture_warmth)) > 0  # its colours came in

@@ -71,6 +71,27 @@ def build_cube() -> bpy.types.Object:
     return cube
 
 
+def add_camera() -> bpy.types.Object:
+    """A camera that sees the cube's front (Sky), right side (Wood) and top (Sky)."""
+    from mathutils import Vector
+
+    camera = bpy.data.objects.new("View", bpy.data.cameras.new("View"))
+    bpy.context.scene.collection.objects.link(camera)
+    camera.location = (3.5, -5.0, 3.5)
+    camera.rotation_euler = (Vector((0, 0, 0)) - camera.location).to_track_quat("-Z", "Y").to_euler()
+    sun = bpy.data.objects.new("Sun", bpy.data.lights.new("Sun", "SUN"))
+    sun.data.energy = 4.0
+    sun.rotation_euler = camera.rotation_euler
+    bpy.context.scene.collection.objects.link(sun)
+    return camera
+
+
+def blockout(camera: bpy.types.Object) -> np.ndarray:
+    """The storyboard's blockout render of this camera's view (a shot at frame 1)."""
+    shot = SimpleNamespace(name="Shot", camera=camera, frame_start=1)
+    return addon_module("storyboard_blockout").render_blockout(bpy.context.scene, shot, 48, 32).render[..., :3]
+
+
 def drive(target: bpy.types.Image, timeout: float = 300.0) -> None:
     jobs, image_jobs = addon_module("jobs"), addon_module("image_jobs")
     deadline = time.monotonic() + timeout
@@ -87,9 +108,11 @@ def main() -> None:
     prefs = bpy.context.preferences.addons[PACKAGE].preferences
     prefs.python_path, prefs.device = PYTHON, "cpu"
     cube = build_cube()
+    camera = add_camera()
     owners, regions_module = addon_module("owners"), addon_module("texture_regions")
     wood, sky = (bpy.data.materials[name] for name in ("Wood", "Sky"))
 
+    before_texture = blockout(camera)
     assert bpy.ops.regia.texture_new(size="256") == {"FINISHED"}
     texture = cube.regia_texture
     settings = texture.regia
@@ -119,6 +142,8 @@ def main() -> None:
     np.save(out / "result.npy", pixels(made)[..., :3])
     np.save(out / "labels.npy", labels)
     np.save(out / "start.npy", start[..., :3])
+    np.save(out / "blockout_before.npy", before_texture)
+    np.save(out / "blockout_after.npy", blockout(camera))  # a shot re-rendered after texturing
     feeding = {}
     for mat in (wood, sky):
         bsdf = next(node for node in mat.node_tree.nodes if node.type == "BSDF_PRINCIPLED")

@@ -24,7 +24,7 @@ UNDOABLE = {
     "regia.guide_add", "regia.guide_new_canvas", "regia.list_add", "regia.list_remove", "regia.list_move",
     "regia.storyboard_from_markers", "regia.storyboard_from_text", "regia.storyboard_region_add",
     "regia.storyboard_use_version", "regia.storyboard_open_shot", "regia.texture_new", "regia.texture_sync_slots",
-    "regia.texture_use_result",
+    "regia.texture_use_result", "regia.texture_view_add", "regia.texture_bake_views",
 }  # fmt: skip
 
 

@@ -18,7 +18,8 @@ pytestmark = [pytest.mark.bpy, pytest.mark.slow]
 
 SCRIPT = Path(__file__).parent / "bpy_scripts" / "texture_e2e.py"
 NO_FACE = -1
-ARRAYS = ("result", "labels", "start", "blockout_before", "blockout_after")
+ARRAYS = ("result", "labels", "start", "blockout_before", "blockout_after", "baked", "previous", "view", "weights",
+          "weights_unhidden", "texel_slots")  # fmt: skip
 
 
 @pytest.fixture(scope="module", params=[None, *bpykit.EXTRA_BPY_PYTHONS], ids=lambda p: "bpy" if p is None else p)
@@ -98,3 +99,24 @@ def test_a_shot_blockout_rendered_after_texturing_shows_the_texture(run: dict[st
     texture_warmth = _lab_mean(run["arrays"]["result"])[1:]  # a, b: the texture's hue
     seen = _lab_mean(after[changed])[1:]
     assert float(np.dot(seen - _lab_mean(before[changed])[1:], texture_warmth)) > 0  # its colours came in
+
+
+def test_bake_views_colours_the_texels_a_camera_sees_and_leaves_hidden_ones(run: dict[str, Any]) -> None:
+    """A flat colour per material is each view region's only guide; a plane hides part of the cube."""
+    views = run["views"]
+    assert views["regions"] == [["Wood", "COLOR_KEY"], ["Sky", "COLOR_KEY"]] and views["state"] == "DONE"
+    assert views["baked"] == "Crate Texture.regia.002" and views["history"][-1].endswith("baked from 1 view")
+    assert views["feeding"] == ["Crate Texture.regia.002", "Crate Texture.regia.002"]
+    arrays = run["arrays"]
+    baked, previous, slots = arrays["baked"], arrays["previous"], arrays["texel_slots"]
+    weights, unhidden = arrays["weights"], arrays["weights_unhidden"]
+    colours = {0: np.array([0xE0, 0x20, 0x10]) / 255, 1: np.array([0x10, 0x40, 0xE0]) / 255}
+    for slot, colour in colours.items():
+        own = slots == slot
+        seen = own & (weights > 0.5 * weights[own].max())  # well inside what the camera sees of the slot
+        assert seen.sum() > 100
+        assert np.abs(baked[seen] - colour).mean() < 0.1, (slot, baked[seen].mean(0), colour)
+    hidden = (unhidden > 0) & (weights == 0)  # facing the camera, behind the plane
+    assert hidden.sum() > 100
+    unseen = weights == 0
+    assert np.abs(baked[unseen] - previous[unseen]).max() <= 0.5 / 255  # hidden and unseen texels are unchanged

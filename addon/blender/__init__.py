@@ -26,6 +26,7 @@ from . import (
     storyboard_props,
     texture_operators,
     texture_panels,
+    texture_view_operators,
     variation_operators,
 )
 
@@ -42,6 +43,7 @@ CLASSES: tuple[type, ...] = (
     *storyboard_operators.CLASSES,
     *storyboard_panels.CLASSES,
     *texture_operators.CLASSES,
+    *texture_view_operators.CLASSES,
     *texture_panels.CLASSES,
 )
 

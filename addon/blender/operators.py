@@ -52,30 +52,29 @@ class REGIA_OT_generate(_TargetOperator):
         if image_jobs.is_running(target):
             self.report({"WARNING"}, f"'{target.name}' already has a job running: cancel it first")
             return {"CANCELLED"}
-        status = target.regia_job
-        if not (target.regia.lock_seed or self.same_seed):  # a new take each time, unless the seed is locked
-            target.regia.seed = new_seed()
-        try:
-            built = build_job(job_input(target))
-        except (InputError, ValueError) as error:
-            status.state, status.error_kind, status.message = "FAILED", "INPUT", str(error)
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
-        if not self._engine_available(status):
-            return {"CANCELLED"}
-        image_jobs.submit(target, built, snapshot.dumps(target.regia))
-        self.report({"INFO"}, f"Regia: generating {built.width}x{built.height} from '{target.name}'")
-        return {"FINISHED"}
+        level, message = start_job(target, self.same_seed)
+        self.report({level}, message)
+        return {"FINISHED"} if level == "INFO" else {"CANCELLED"}
 
-    def _engine_available(self, status: bpy.types.PropertyGroup) -> bool:
-        """Start the managed engine if needed; check a remote one answers (one call, 100 ms at most)."""
-        try:
-            jobs.ensure_engine()
-            return True
-        except (EngineError, EngineStartError) as error:
-            status.state, status.error_kind, status.message = "FAILED", "UNREACHABLE", str(error)
-            self.report({"ERROR"}, str(error))
-            return False
+
+def start_job(target: bpy.types.Image, same_seed: bool = False) -> tuple[str, str]:
+    """Build the target's job and queue it (starting the managed engine if needed): ("INFO", what started), or
+    ("ERROR", why not), the reason also shown in the target's status."""
+    status = target.regia_job
+    if not (target.regia.lock_seed or same_seed):  # a new take each time, unless the seed is locked
+        target.regia.seed = new_seed()
+    try:
+        built = build_job(job_input(target))
+    except (InputError, ValueError) as error:
+        status.state, status.error_kind, status.message = "FAILED", "INPUT", str(error)
+        return "ERROR", str(error)
+    try:
+        jobs.ensure_engine()  # a remote one is checked with one call, 100 ms at most
+    except (EngineError, EngineStartError) as error:
+        status.state, status.error_kind, status.message = "FAILED", "UNREACHABLE", str(error)
+        return "ERROR", str(error)
+    image_jobs.submit(target, built, snapshot.dumps(target.regia))
+    return "INFO", f"Regia: generating {built.width}x{built.height} from '{target.name}'"
 
 
 class REGIA_OT_cancel(_TargetOperator):

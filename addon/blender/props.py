@@ -294,6 +294,22 @@ class RegiaVariation(bpy.types.PropertyGroup):
     status: PointerProperty(type=RegiaJobStatus)
 
 
+def _is_camera(self: bpy.types.PropertyGroup, obj: bpy.types.Object) -> bool:
+    return obj.type == "CAMERA"
+
+
+class RegiaTextureView(bpy.types.PropertyGroup):
+    """One camera's view of a texture's object: an image of its own (the scene from that camera, a region per
+    material slot) that Generate paints and Bake Views projects back into the texture."""
+
+    camera: PointerProperty(
+        name="Camera", type=bpy.types.Object, poll=_is_camera, description="The camera this view is seen from"
+    )
+    image: PointerProperty(
+        name="View", type=bpy.types.Image, description="The view's image: generate it like any target, then bake"
+    )
+
+
 class RegiaHistoryItem(bpy.types.PropertyGroup):
     image: PointerProperty(type=bpy.types.Image, description="The result image")
     job_id: StringProperty(description="The engine's job")
@@ -301,7 +317,9 @@ class RegiaHistoryItem(bpy.types.PropertyGroup):
     summary: StringProperty(description="Size, steps, seed and time")
 
 
-CLASSES: tuple[type, ...] = (RegiaGuide, RegiaRegion, RegiaSettings, RegiaJobStatus, RegiaVariation, RegiaHistoryItem)
+CLASSES: tuple[type, ...] = (
+    RegiaGuide, RegiaRegion, RegiaSettings, RegiaJobStatus, RegiaVariation, RegiaTextureView, RegiaHistoryItem,
+)  # fmt: skip
 
 
 def register() -> None:
@@ -312,6 +330,8 @@ def register() -> None:
     bpy.types.Image.regia_history = CollectionProperty(type=RegiaHistoryItem)
     bpy.types.Image.regia_active_history = IntProperty(name="Active Result")
     bpy.types.Image.regia_variations = CollectionProperty(type=RegiaVariation)
+    bpy.types.Image.regia_views = CollectionProperty(type=RegiaTextureView)
+    bpy.types.Image.regia_active_view = IntProperty(name="Active View")
     bpy.types.Object.regia_texture = PointerProperty(
         name="Texture", type=bpy.types.Image,
         description="The texture Regia generates for this object; results are new images, wired into its materials",
@@ -322,7 +342,9 @@ def register() -> None:
 
 
 def unregister() -> None:
-    for name in ("regia", "regia_job", "regia_history", "regia_active_history", "regia_variations"):
+    names = ("regia", "regia_job", "regia_history", "regia_active_history", "regia_variations", "regia_views",
+             "regia_active_view")  # fmt: skip
+    for name in names:
         delattr(bpy.types.Image, name)
     del bpy.types.Scene.regia_target
     del bpy.types.Object.regia_texture

@@ -4,10 +4,13 @@ object's texture) and a short panel in the material properties for the active sl
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import bpy
 
 from . import panels
 from .guides import draw_guides
+from .lists import draw_list
 from .texture_regions import slot_name, slot_region
 
 PARENT = "REGIA_PT_texture"
@@ -31,23 +34,38 @@ def draw_texture_header(layout: bpy.types.UILayout, obj: bpy.types.Object) -> bp
     return texture
 
 
-class REGIA_PT_texture(bpy.types.Panel):
+class _ObjectTexturePanel(bpy.types.Panel):
+    """A panel about the active mesh's texture: its picker first, then (once there is one) `draw_texture`, a
+    function of the module (Blender may call draw with a self that is not an instance of the class)."""
+
+    draw_texture: Callable[[bpy.types.UILayout, bpy.types.Context, bpy.types.Object, bpy.types.Image], None]
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return _mesh(context) is not None
+
+    @classmethod
+    def draw_for(cls, layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+        obj = _mesh(context)
+        texture = draw_texture_header(layout, obj)
+        if texture is not None:
+            cls.draw_texture(layout, context, obj, texture)
+
+
+class REGIA_PT_texture(_ObjectTexturePanel):
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "Regia"
     bl_idname = PARENT
     bl_label = "Regia Texture"
 
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return _mesh(context) is not None
-
     def draw(self, context: bpy.types.Context) -> None:
-        layout = self.layout
-        obj = _mesh(context)
-        texture = draw_texture_header(layout, obj)
-        if texture is None:
-            return
+        REGIA_PT_texture.draw_for(self.layout, context)
+
+    @staticmethod
+    def draw_texture(
+        layout: bpy.types.UILayout, context: bpy.types.Context, obj: bpy.types.Object, texture: bpy.types.Image
+    ) -> None:
         settings = texture.regia
         col = layout.column()
         col.use_property_split = True
@@ -75,7 +93,40 @@ def _in_3d_viewport(panel: type[bpy.types.Panel]) -> type[bpy.types.Panel]:
     return type(idname, (bpy.types.Panel,), attributes)
 
 
-class REGIA_PT_material_texture(bpy.types.Panel):
+class REGIA_PT_texture_views(bpy.types.Panel):
+    """Cameras' views of the object: generate each like an image, then bake them back into the texture"""
+
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Regia"
+    bl_idname = "REGIA_PT_texture_views"
+    bl_label = "Camera Views"
+    bl_parent_id = PARENT
+    bl_options = {"DEFAULT_CLOSED"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        obj = _mesh(context)
+        return obj is not None and obj.regia_texture is not None
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        texture = _mesh(context).regia_texture
+
+        def add(col: bpy.types.UILayout) -> None:
+            col.operator("regia.texture_view_add", text="", icon="ADD")
+
+        draw_list(layout, "TEXTURE_VIEWS", texture, rows=3, add=add)
+        index = texture.regia_active_view
+        view = texture.regia_views[index] if 0 <= index < len(texture.regia_views) else None
+        if view is not None and view.image is not None and view.image.regia_job.message:
+            layout.label(text=view.image.regia_job.message, icon="INFO")
+        row = layout.row(align=True)
+        row.operator("regia.texture_views_generate", icon="SHADERFX")
+        row.operator("regia.texture_bake_views", icon="RENDER_STILL")
+
+
+class REGIA_PT_material_texture(_ObjectTexturePanel):
     """The active material slot's region in the object's texture: whether Generate changes it, and its guides"""
 
     bl_space_type = "PROPERTIES"
@@ -84,16 +135,13 @@ class REGIA_PT_material_texture(bpy.types.Panel):
     bl_label = "Regia Texture"
     bl_options = {"DEFAULT_CLOSED"}
 
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return _mesh(context) is not None
-
     def draw(self, context: bpy.types.Context) -> None:
-        layout = self.layout
-        obj = _mesh(context)
-        texture = draw_texture_header(layout, obj)
-        if texture is None:
-            return
+        REGIA_PT_material_texture.draw_for(self.layout, context)
+
+    @staticmethod
+    def draw_texture(
+        layout: bpy.types.UILayout, context: bpy.types.Context, obj: bpy.types.Object, texture: bpy.types.Image
+    ) -> None:
         slot = obj.active_material_index
         region = slot_region(texture.regia, slot)
         if region is None:
@@ -117,4 +165,9 @@ _SHARED = (
     panels.REGIA_PT_variations,
     panels.REGIA_PT_history,
 )
-CLASSES: tuple[type, ...] = (REGIA_PT_texture, *(_in_3d_viewport(p) for p in _SHARED), REGIA_PT_material_texture)
+CLASSES: tuple[type, ...] = (
+    REGIA_PT_texture,
+    *(_in_3d_viewport(p) for p in _SHARED),
+    REGIA_PT_texture_views,
+    REGIA_PT_material_texture,
+)

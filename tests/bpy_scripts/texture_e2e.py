@@ -102,6 +102,53 @@ def drive(target: bpy.types.Image, timeout: float = 300.0) -> None:
     jobs.poll()
 
 
+def views_phase() -> None:
+    """Projection: a flat colour per material as each view region's only guide, a plane hiding part of the cube
+    from the camera; Bake Views must colour the texels the camera sees and leave the hidden ones as they were."""
+    cube, camera = bpy.data.objects["Crate"], bpy.data.objects["View"]  # after the undo: found again by name
+    texture = cube.regia_texture
+    bpy.ops.mesh.primitive_plane_add(size=0.8, location=(1.4, -2.0, 1.4))
+    plane = bpy.context.active_object
+    plane.rotation_euler = camera.rotation_euler
+    bpy.context.view_layer.objects.active = cube
+    assert bpy.ops.regia.texture_view_add(camera="View", size="256") == {"FINISHED"}
+    view = texture.regia_views[0].image
+    settings = view.regia
+    settings.guides.clear()  # the outline too: a flat colour is the only guide
+    for region, color in zip(settings.regions, ("#e02010", "#1040e0"), strict=True):
+        region.guides.clear()
+        guide = region.guides.add()
+        guide.kind, guide.colors, guide.weight = "PALETTE", color, 10.0
+    settings.use_init, settings.steps, settings.lr, settings.scale = False, 60, 0.2, 0.25
+    assert bpy.ops.regia.texture_views_generate() == {"FINISHED"}
+    drive(view)
+    previous = pixels(texture.regia_history[-1].image)[..., :3]
+    assert bpy.ops.regia.texture_bake_views() == {"FINISHED"}, view.regia_job.message
+    baked = texture.regia_history[-1].image
+    # The weights the bake used, and those without the plane: texels the plane hides are seen in the second only.
+    projection, geometry_module = sys.modules[f"{PACKAGE}.addon.projection"], addon_module("texel_geometry")
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    result = view.regia_history[-1].image
+    cam = geometry_module.scene_camera(depsgraph, camera, tuple(result.size))
+    triangles = geometry_module.object_triangles(cube, depsgraph, "")
+    geometry = triangles.texels(*baked.size)
+    white = [(np.ones((cam.height, cam.width, 1)), cam)]
+    blank = np.zeros((*geometry.shape, 1))
+    _, with_plane = projection.project(blank, white, geometry, geometry_module.occluders(depsgraph))
+    _, without_plane = projection.project(blank, white, geometry, triangles.positions)
+    out = Path(OUT)
+    for name, array in (("baked", pixels(baked)[..., :3]), ("previous", previous), ("view", pixels(result)[..., :3]),
+                        ("weights", with_plane), ("weights_unhidden", without_plane)):  # fmt: skip
+        np.save(out / f"{name}.npy", array)
+    np.save(out / "texel_slots", addon_module("texture_regions").slot_labels(cube, "", tuple(baked.size), 0))
+    emit(
+        phase="views",
+        regions=[(r.name, r.source) for r in settings.regions], state=view.regia_job.state,
+        baked=baked.name, history=[h.summary for h in texture.regia_history],
+        feeding=[m.node_tree.nodes.active.image.name for m in cube.data.materials],
+    )  # fmt: skip
+
+
 def main() -> None:
     result = bpy.ops.extensions.package_install_files(repo="user_default", filepath=ZIP, enable_on_install=True)
     assert result == {"FINISHED"}, result
@@ -173,6 +220,8 @@ def main() -> None:
         phase="undo", used=sorted(used), undo_flag="UNDO" in flags, rewired=rewired != restored,
         undone=links_of(wood) == restored,
     )  # fmt: skip
+
+    views_phase()
 
     import addon_utils
 

@@ -30,6 +30,14 @@ class AugmentParams:
     seed: int
 
 
+def _wrapped(pixels: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixels padded by one wrapped pixel a side, and grid_sample positions (align_corners=False) that read them
+    as a periodic image: every position wrapped into [-1, 1), then scaled to the padded size."""
+    size = pixels.shape[-1]
+    padded = F.pad(pixels, (1, 1, 1, 1), mode="circular")
+    return padded, (torch.remainder(grid + 1, 2) - 1) * (size / (size + 2))
+
+
 class CutoutAugment:
     """pixray's cutout augmentations, each cutout with its own random parameters, in one batched pass:
     perspective, affine (rotation, translation, scale), hue and saturation, then noise of a random strength.
@@ -54,7 +62,9 @@ class CutoutAugment:
         p_perspective: float = 0.7,
         p_affine: float = 0.8,
         p_colour: float = 0.7,
+        wrap: bool = False,
     ):
+        self.wrap = wrap  # cutouts of a tileable canvas: warps read past a cutout's edge wrapped, not mirrored
         self.perspective, self.p_perspective = perspective, p_perspective
         self.degrees, self.translate, self.scale, self.p_affine = degrees, translate, scale, p_affine
         self.hue, self.saturation, self.p_colour = hue, saturation, p_colour
@@ -83,6 +93,8 @@ class CutoutAugment:
         warp, colour, strength = (t.to(dtype) for t in (params.warp, params.colour, params.strength))
         points = self._grid(pixels.shape[-1], device, dtype) @ warp.transpose(1, 2)[:, None]  # (N, S, S, 3)
         grid = points[..., :2] / points[..., 2:]
+        if self.wrap:
+            pixels, grid = _wrapped(pixels, grid)
         pixels = F.grid_sample(pixels, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
         pixels = torch.einsum("nij,njhw->nihw", colour, pixels)
         # The noise is drawn on the device: drawing it on the host and copying would cost more than the rest.

@@ -97,11 +97,15 @@ class _SeparableRoiAverage(torch.autograd.Function):
         return grad_image, None, None
 
 
-def make_cutouts(image: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+def make_cutouts(image: torch.Tensor, boxes: torch.Tensor, size: int, wrap: bool = False) -> torch.Tensor:
     """(N, 3, size, size) crops of a (1, 3, H, W) image at boxes (N, 4) (y0, x0, y1, x1), ends exclusive,
-    each resized by (average + max pooling) / 2; one batched op, differentiable w.r.t. the image."""
+    each resized by (average + max pooling) / 2; one batched op, differentiable w.r.t. the image. `wrap`: the
+    image is a torus (a tileable canvas), and a box may run past its bottom or right edge, by at most the image's
+    size, into its top or left."""
     if image.shape[0] != 1:
         raise ValueError(f"make_cutouts takes one image, got a batch of {image.shape[0]}")
+    if wrap:
+        image = image.repeat(1, 1, 2, 2)
     boxes = boxes.to(device=image.device, dtype=image.dtype)
     index = torch.zeros_like(boxes[:, :1])
     xyxy = boxes[:, [1, 0, 3, 2]]

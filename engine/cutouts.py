@@ -101,6 +101,10 @@ class CutoutPlanner:
     shorter side) and min a fraction of it, at least min_pixels. Each centre is drawn from the mask itself,
     then moved just enough for the box to lie inside the bounds; a box longer than the bounds on one axis is
     centred on them there, and kept inside the image.
+
+    `wrap` (a tileable canvas): on an axis where a region's bounds span the whole image, the image has no edge, so
+    its boxes stay on the centres drawn and may cross the edge: such a box starts inside the image and ends up to
+    its size past it (make_cutouts with wrap reads the image tiled).
     """
 
     def __init__(
@@ -111,6 +115,7 @@ class CutoutPlanner:
         cut_pow: float = 1.0,
         min_fraction: float = 0.25,
         min_pixels: int = 16,
+        wrap: bool = False,
     ):
         masks = weights.detach().float().cpu()  # the one host copy of the masks
         self.masks = masks
@@ -118,6 +123,10 @@ class CutoutPlanner:
         height, width = masks.shape[-2:]
         self.image_size = (height, width)
         self.bounds = region_bounds(masks)
+        self.wrap = wrap
+        # (R, 2): the axes on which a region's boxes may cross the image's edge
+        self.open = (self.bounds[:, 2:] - self.bounds[:, :2] == torch.tensor([height, width])) & wrap
+        self.coverage_masks = masks.repeat(1, 1, 2, 2) if wrap else masks  # boxes past the edge read it wrapped
         # A region without pixels over the bounds threshold has no box to put cutouts in.
         has_box = (self.bounds[:, 2:] > self.bounds[:, :2]).all(1)
         self.counts = allocate_cutouts((masks.sum((1, 2, 3)) * has_box).tolist(), total, minimum)
@@ -155,16 +164,21 @@ class CutoutPlanner:
         middle = (bounds[:, :2] + bounds[:, 2:]) / 2
         fits = lo <= hi
         lo, hi = torch.where(fits, lo, middle), torch.where(fits, hi, middle)
-        centre = self._centres(lo, hi, generator)
+        drawn = self._centres(generator)
+        centre = torch.minimum(torch.maximum(drawn, lo), hi)
         # Keep a box longer than the bounds inside the image; the image's shorter side is at least max_size.
         limits = torch.tensor(self.image_size, dtype=torch.float32)
         centre = torch.minimum(torch.maximum(centre, size / 2), limits - size / 2)
+        if self.wrap:
+            centre = torch.where(self.open[region], drawn, centre)
         boxes = torch.cat([centre - size / 2, centre + size / 2], 1)
+        if self.wrap:  # the same box on the torus, starting inside the image
+            boxes = boxes - (boxes[:, :2] / limits).floor().repeat(1, 2) * limits.repeat(2)
         return CutoutPlan(boxes, region, self._coverage(boxes, region))
 
-    def _centres(self, lo: torch.Tensor, hi: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """(N, 2) centres (y, x): a draw from the region's mask (a cell by its weight, then a point in it),
-        moved to the nearest point of the window [lo, hi].
+    def _centres(self, generator: torch.Generator) -> torch.Tensor:
+        """(N, 2) centres (y, x): a draw from the region's mask (a cell by its weight, then a point in it); sample
+        moves it to the nearest point of the window [lo, hi].
 
         Moving a draw into the window pushes the box as far towards the mask as the bounds allow, which
         keeps more of the box on the region than drawing from the part of the mask inside the window (for
@@ -175,13 +189,12 @@ class CutoutPlanner:
         keep = torch.arange(picks.shape[1])[None, :] < torch.tensor(self.counts)[:, None]
         cells = picks[keep]
         cell_yx = torch.stack([cells // self.grid_width, cells % self.grid_width], 1).float()
-        centre = (cell_yx + torch.rand(cells.shape[0], 2, generator=generator)) * self.cell
-        return torch.minimum(torch.maximum(centre, lo), hi)
+        return (cell_yx + torch.rand(cells.shape[0], 2, generator=generator)) * self.cell
 
     def _coverage(self, boxes: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
         """Mean weight of each box's own region inside it, from a fixed grid of bilinear samples."""
         rois = torch.cat([region[:, None].float(), boxes[:, [1, 0, 3, 2]]], 1)
-        mean = roi_align(self.masks, rois, 1, sampling_ratio=COVERAGE_SAMPLES, aligned=True)
+        mean = roi_align(self.coverage_masks, rois, 1, sampling_ratio=COVERAGE_SAMPLES, aligned=True)
         return mean.flatten().clamp(0, 1)
 
 
@@ -199,7 +212,8 @@ class Cutouts:
 
 class RegionCutouts:
     """Cutouts of size `cut_size` inside each guided region, `total` in all (at least `minimum` per region
-    with pixels), as one batch. Call once per step with the step's image and the regions' weights."""
+    with pixels), as one batch. Call once per step with the step's image and the regions' weights. `wrap`: the
+    image is a tileable canvas, whose cutouts may cross its edges (CutoutPlanner)."""
 
     def __init__(
         self,
@@ -210,14 +224,16 @@ class RegionCutouts:
         augment: bool = True,
         min_fraction: float = 0.25,
         min_pixels: int = 16,
+        wrap: bool = False,
     ):
         self.cut_size = cut_size
+        self.wrap = wrap
         self.total = total
         self.minimum = minimum
         self.cut_pow = cut_pow
         self.min_fraction = min_fraction
         self.min_pixels = min_pixels
-        self.augment = CutoutAugment() if augment else None
+        self.augment = CutoutAugment(wrap=wrap) if augment else None
         self._weights: torch.Tensor | None = None
         self._planner: CutoutPlanner | None = None
 
@@ -226,7 +242,7 @@ class RegionCutouts:
         job, as building a planner copies the masks to the host."""
         if self._planner is None or weights is not self._weights:
             self._planner = CutoutPlanner(
-                weights, self.total, self.minimum, self.cut_pow, self.min_fraction, self.min_pixels
+                weights, self.total, self.minimum, self.cut_pow, self.min_fraction, self.min_pixels, self.wrap
             )
             self._weights = weights
         return self._planner
@@ -240,7 +256,7 @@ class RegionCutouts:
         if params is not None:
             small += [params.warp, params.colour, params.strength]
         boxes, region, weights, *rest = upload(small, image.device)
-        pixels = make_cutouts(image, boxes, self.cut_size)
+        pixels = make_cutouts(image, boxes, self.cut_size, self.wrap)
         if self.augment is not None and params is not None:  # both or neither; the check is for the type checker
             pixels = self.augment.apply(pixels, AugmentParams(*rest, params.seed))
         return Cutouts(pixels=pixels, region=region, weights=weights.to(image.dtype), boxes=boxes)

@@ -46,9 +46,10 @@ class RandomFeatureNet(nn.Module):
         """Pixels per feature cell of each returned map: raw colours, then each conv."""
         return [1] + [2**i for i in range(len(self.convs))]
 
-    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, image: torch.Tensor, circular: bool = False) -> list[torch.Tensor]:
         """[pixels, conv1, conv2, ...]: the raw colours carry palette and brightness, which the
-        zero-mean filters are blind to by design."""
+        zero-mean filters are blind to by design. `circular`: the image is a torus (a tileable
+        canvas), so the filters read across its edges rather than a mirror of them."""
         # channels_last: faster convolutions, and each map's pixels are rows of (P, C) for free.
         image = image.contiguous(memory_format=torch.channels_last)
         x = (image - 0.5) / 0.25
@@ -56,9 +57,16 @@ class RandomFeatureNet(nn.Module):
         for index, conv in enumerate(self.convs):
             if index:
                 x = F.avg_pool2d(x, 2, ceil_mode=True)
-            x = F.relu(conv(x))
+            x = F.relu(_wrapped_conv(conv, x) if circular else conv(x))
             features.append(x)
         return features
+
+
+def _wrapped_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """`conv` with circular padding in place of its own (the net is shared, so its modules stay as they are)."""
+    pad_y, pad_x = conv.padding
+    padded = F.pad(x, (pad_x, pad_x, pad_y, pad_y), mode="circular")
+    return F.conv2d(padded, conv.weight, conv.bias, conv.stride, 0, conv.dilation, conv.groups)
 
 
 def masks_for(feature: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -109,8 +117,10 @@ def style_distance(
     return total / len(stats)
 
 
-def jittered_features(net: RandomFeatureNet, image: torch.Tensor, shift: tuple[int, int]) -> list[torch.Tensor]:
-    """Features of the image shifted circularly by `shift` pixels.
+def jittered_features(
+    net: RandomFeatureNet, image: torch.Tensor, shift: tuple[int, int], circular: bool = False
+) -> list[torch.Tensor]:
+    """Features of the image shifted circularly by `shift` pixels (`circular`: of a tileable canvas).
 
     The net sees a different alignment of its pooling grid every step, so the optimiser cannot fit
     that grid with high-frequency patterns (Lucid's transformation robustness). The maps stay in
@@ -118,7 +128,7 @@ def jittered_features(net: RandomFeatureNet, image: torch.Tensor, shift: tuple[i
     costs index arithmetic rather than copies of every feature map. Shifts are multiples of
     JITTER_UNIT so that they divide every stride.
     """
-    return net(torch.roll(image, shift, dims=(-2, -1)) if shift != (0, 0) else image)
+    return net(torch.roll(image, shift, dims=(-2, -1)) if shift != (0, 0) else image, circular)
 
 
 def shifted(tensor: torch.Tensor, shift: tuple[int, int], stride: int) -> torch.Tensor:

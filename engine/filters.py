@@ -17,8 +17,25 @@ def gaussian_kernel(sigma: float, device: torch.device | None = None) -> torch.T
     return kernel / kernel.sum()
 
 
-def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Blur (N, C, H, W) with reflect padding; sigma in pixels. sigma <= 0 returns the input."""
+def wrap_pad(image: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
+    """Circular padding (left, right, top, bottom) of (N, C, H, W) by any amount: F.pad's circular mode allows at
+    most the image's own size, so a small image is tiled first."""
+    left, right, top, bottom = pad
+    height, width = image.shape[-2:]
+    tiles_y = 1 + 2 * -(-max(top, bottom) // height)
+    tiles_x = 1 + 2 * -(-max(left, right) // width)
+    tiled = image.repeat(1, 1, tiles_y, tiles_x)
+    y0, x0 = (tiles_y // 2) * height - top, (tiles_x // 2) * width - left
+    return tiled[..., y0 : y0 + height + top + bottom, x0 : x0 + width + left + right]
+
+
+def _pad(image: torch.Tensor, pad: tuple[int, int, int, int], edge: str, circular: bool) -> torch.Tensor:
+    return wrap_pad(image, pad) if circular else F.pad(image, pad, mode=edge)
+
+
+def gaussian_blur(image: torch.Tensor, sigma: float, circular: bool = False) -> torch.Tensor:
+    """Blur (N, C, H, W) with reflect padding (`circular`: wrapped around, for a tileable canvas); sigma in pixels.
+    sigma <= 0 returns the input."""
     if sigma <= 0:
         return image
     kernel = gaussian_kernel(sigma, image.device).to(image.dtype)
@@ -27,8 +44,8 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     mode = "reflect" if min(image.shape[-2:]) > radius else "replicate"
     horizontal = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
     vertical = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
-    out = F.conv2d(F.pad(image, (radius, radius, 0, 0), mode=mode), horizontal, groups=channels)
-    return F.conv2d(F.pad(out, (0, 0, radius, radius), mode=mode), vertical, groups=channels)
+    out = F.conv2d(_pad(image, (radius, radius, 0, 0), mode, circular), horizontal, groups=channels)
+    return F.conv2d(_pad(out, (0, 0, radius, radius), mode, circular), vertical, groups=channels)
 
 
 def luminance(rgb: torch.Tensor) -> torch.Tensor:
@@ -37,11 +54,12 @@ def luminance(rgb: torch.Tensor) -> torch.Tensor:
     return (LUMA[0] * r + LUMA[1] * g + LUMA[2] * b).unsqueeze(1)
 
 
-def sobel_magnitude(gray: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Gradient magnitude of (N, 1, H, W); a unit step edge gives about 1."""
+def sobel_magnitude(gray: torch.Tensor, eps: float = 1e-6, circular: bool = False) -> torch.Tensor:
+    """Gradient magnitude of (N, 1, H, W); a unit step edge gives about 1. `circular`: a tileable canvas, whose
+    edges meet (an edge across the wrap counts), else the border pixels are repeated."""
     kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=gray.device) / 4.0
     kernels = torch.stack([kx, kx.t()]).unsqueeze(1).to(gray.dtype)
-    grad = F.conv2d(F.pad(gray, (1, 1, 1, 1), mode="replicate"), kernels)
+    grad = F.conv2d(_pad(gray, (1, 1, 1, 1), "replicate", circular), kernels)
     return torch.sqrt(grad.pow(2).sum(1, keepdim=True) + eps)
 
 

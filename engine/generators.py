@@ -25,15 +25,38 @@ def logit(image: torch.Tensor) -> torch.Tensor:
     return torch.log(x) - torch.log1p(-x)
 
 
+def wrapped_upsampling(size: int, source: int) -> torch.Tensor:
+    """(size, source): bilinear upsampling along one axis of a periodic signal, with F.interpolate's sample positions
+    (align_corners=False), the neighbour past either end being the other end's pixel."""
+    position = (torch.arange(size, dtype=torch.float64) + 0.5) * source / size - 0.5
+    low = position.floor()
+    frac = position - low
+    matrix = torch.zeros(size, source, dtype=torch.float64)
+    rows = torch.arange(size)
+    matrix.index_put_((rows, low.long() % source), 1 - frac, accumulate=True)
+    matrix.index_put_((rows, (low.long() + 1) % source), frac, accumulate=True)
+    return matrix.float()
+
+
 class PixelPyramid(nn.Module):
     """Sum of `scales` pixel grids, each half the size of the one before, through a sigmoid.
 
-    Coarse levels move large areas in one optimiser step; the finest level carries detail.
+    Coarse levels move large areas in one optimiser step; the finest level carries detail. On a tileable canvas the
+    coarse levels are upsampled as periodic signals, so the canvas's right edge flows into its left.
     """
 
-    def __init__(self, height: int, width: int, scales: int, init: torch.Tensor | None, rng: torch.Generator):
+    def __init__(
+        self,
+        height: int,
+        width: int,
+        scales: int,
+        init: torch.Tensor | None,
+        rng: torch.Generator,
+        tileable: bool = False,
+    ):
         super().__init__()
         self.size = (height, width)
+        self.tileable = tileable
         levels = []
         for level in range(scales):
             h, w = max(1, math.ceil(height / 2**level)), max(1, math.ceil(width / 2**level))
@@ -46,11 +69,23 @@ class PixelPyramid(nn.Module):
                 coarsest = self.levels[-1]
                 coarsest.copy_(torch.randn(coarsest.shape, generator=rng) * 0.5)
                 self.levels[0].copy_(torch.randn(self.levels[0].shape, generator=rng) * 0.05)
+        if tileable:  # each coarse level's row and column upsampling matrices
+            for index, level in enumerate(self.levels[1:], 1):
+                h, w = level.shape[-2:]
+                self.register_buffer(f"rows{index}", wrapped_upsampling(height, h), persistent=False)
+                self.register_buffer(f"cols{index}", wrapped_upsampling(width, w).t(), persistent=False)
+
+    def upsampled(self, index: int) -> torch.Tensor:
+        """Coarse level `index` (1 or more) at the canvas's size."""
+        level = self.levels[index]
+        if not self.tileable:
+            return F.interpolate(level, size=self.size, mode="bilinear", align_corners=False)
+        return getattr(self, f"rows{index}") @ level @ getattr(self, f"cols{index}")
 
     def forward(self) -> torch.Tensor:
         total = self.levels[0]
-        for level in self.levels[1:]:
-            total = total + F.interpolate(level, size=self.size, mode="bilinear", align_corners=False)
+        for index in range(1, len(self.levels)):
+            total = total + self.upsampled(index)
         return torch.sigmoid(total)
 
 
@@ -100,20 +135,22 @@ class FourierImage(nn.Module):
         return torch.sigmoid(image)
 
 
-Builder = Callable[[object, int, int, "torch.Tensor | None", torch.Generator], nn.Module]
+Builder = Callable[[object, int, int, "torch.Tensor | None", torch.Generator, bool], nn.Module]
 
 
 @dataclass(frozen=True)
 class GeneratorEntry:
     runner: str  # the runner family that runs it (engine/execute.py)
-    build: Builder | None = None  # (spec config, height, width, init on the CPU or None, rng) -> module, or None
-    # for generators the runner sets up itself (a sampler loads its model when it starts)
+    # (spec config, height, width, init on the CPU or None, rng, tileable) -> module, or None for generators the
+    # runner sets up itself (a sampler loads its model when it starts)
+    build: Builder | None = None
     prompts: bool = False  # text guides are its prompts (they need no CLIP model and become no loss term)
 
 
 GENERATORS: dict[str, GeneratorEntry] = {
-    "pixels": GeneratorEntry("optimise", lambda c, h, w, init, rng: PixelPyramid(h, w, c.scales, init, rng)),
-    "fourier": GeneratorEntry("optimise", lambda c, h, w, init, rng: FourierImage(h, w, c.decay, init, rng)),
+    "pixels": GeneratorEntry("optimise", lambda c, h, w, init, rng, t: PixelPyramid(h, w, c.scales, init, rng, t)),
+    # irfft2 makes a periodic image: the Fourier image is tileable as it is
+    "fourier": GeneratorEntry("optimise", lambda c, h, w, init, rng, _: FourierImage(h, w, c.decay, init, rng)),
     "diffusion": GeneratorEntry("sample", prompts=True),
 }
 
@@ -124,14 +161,15 @@ def build_generator(
     width: int,
     init: torch.Tensor | None,
     rng: torch.Generator,
+    tileable: bool = False,
 ) -> nn.Module | None:
     """The generator of `config.kind` (None when its runner sets it up); an unknown kind is a SpecError naming the
-    known ones (never a default)."""
+    known ones (never a default). `tileable`: its image wraps around (the spec's `tileable`)."""
     entry = generator_entry(config.kind)
     if entry.build is None:
         return None
     init_cpu = init.detach().cpu().float() if init is not None else None
-    return entry.build(config, height, width, init_cpu, rng)
+    return entry.build(config, height, width, init_cpu, rng, tileable)
 
 
 def generator_entry(kind: str) -> GeneratorEntry:

@@ -87,6 +87,7 @@ class PreparedJob:
             style_bank=self.style_bank,
             shift=shift,
             clip_bank=self.clip_bank,
+            tileable=self.spec.tileable,
         )
 
 
@@ -188,7 +189,7 @@ def _load_canvas(spec: JobSpec, loader: ImageLoader, device: torch.device) -> tu
                 value=region.mask,
             )
         regions.append((region.name, region.mode, mask, region.feather))
-    return init, build_layout(spec.height, spec.width, regions, init is not None, device)
+    return init, build_layout(spec.height, spec.width, regions, init is not None, device, spec.tileable)
 
 
 def _build_terms(ctx: BuildContext, placed: list[Placement]) -> list[GuideTerm]:
@@ -218,7 +219,7 @@ def _embolden(
     for region in spec.regions:
         if region.mode == "embolden":
             row = layout.names.index(region.name)
-            terms.append(EmboldenTerm(f"{region.name}/embolden", 1.0, row, init, region.strength))
+            terms.append(EmboldenTerm(f"{region.name}/embolden", 1.0, row, init, region.strength, spec.tileable))
             limit = limit + layout.guided[row : row + 1] * max_change(region.strength)
     embolden_mass = layout.embolden * layout.free
     return terms, (limit / embolden_mass.clamp_min(1e-8)).clamp_min(1e-6)
@@ -236,7 +237,7 @@ def _loss_shorthand(spec: JobSpec) -> list[GuideTerm]:
 def _generator(
     spec: JobSpec, init: torch.Tensor | None, rng: torch.Generator, device: torch.device
 ) -> nn.Module | None:
-    generator = build_generator(spec.generator, spec.height, spec.width, init, rng)
+    generator = build_generator(spec.generator, spec.height, spec.width, init, rng, spec.tileable)
     return None if generator is None else generator.to(device)
 
 

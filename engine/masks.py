@@ -16,16 +16,18 @@ import torch
 from scipy import ndimage
 
 
-def feather_outward(mask: np.ndarray, feather: float) -> np.ndarray:
-    """Grow the mask by a smooth ramp about `feather` px wide; interior values are untouched."""
+def feather_outward(mask: np.ndarray, feather: float, wrap: bool = False) -> np.ndarray:
+    """Grow the mask by a smooth ramp about `feather` px wide; interior values are untouched. `wrap`: the canvas is
+    tileable, so a mask at one edge feathers across it into the opposite edge."""
     if feather <= 0:
         return mask
     radius = feather / 2.0
     r = int(np.ceil(radius))
     yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
     disk = (xx**2 + yy**2) <= radius**2 + 1e-6
-    grown = ndimage.grey_dilation(mask, footprint=disk, mode="nearest")
-    ramp = ndimage.gaussian_filter(grown, sigma=feather / 4.0, mode="nearest")
+    mode = "wrap" if wrap else "nearest"
+    grown = ndimage.grey_dilation(mask, footprint=disk, mode=mode)
+    ramp = ndimage.gaussian_filter(grown, sigma=feather / 4.0, mode=mode)
     return np.maximum(mask, ramp).astype(np.float32)
 
 
@@ -61,9 +63,10 @@ def build_layout(
     regions: list[tuple[str, str, np.ndarray, float]],
     has_init: bool,
     device: torch.device,
+    wrap: bool = False,
 ) -> RegionLayout:
     """regions: (name, mode, mask HxW float in [0,1], feather px). An empty list means one
-    implicit edit region covering the canvas."""
+    implicit edit region covering the canvas. `wrap`: the canvas is tileable (feathers wrap around)."""
     if not regions:
         ones = torch.ones(1, 1, 1, height, width, device=device)
         return RegionLayout(["canvas"], ["edit"], ones[0], ones[0].clone(), torch.zeros_like(ones[0]))
@@ -72,7 +75,7 @@ def build_layout(
     guided_masks: list[np.ndarray] = []
     names, modes = [], []
     for name, mode, mask, feather in regions:
-        soft = feather_outward(mask.astype(np.float32), feather)
+        soft = feather_outward(mask.astype(np.float32), feather, wrap)
         if mode == "keep":
             keep = np.maximum(keep, soft)
         else:

@@ -131,6 +131,11 @@ class JobSpec(Strict):
     models: Models = Field(default_factory=Models)
     cutouts: Cutouts = Field(default_factory=Cutouts)
     preview_every: int = Field(default=DEFAULT_PREVIEW_EVERY, ge=0, le=MAX_STEPS, description="0 means no previews")
+    tileable: bool = Field(
+        default=False,
+        description="The canvas is a torus: its left edge meets its right and its top meets its bottom, for "
+        "textures that repeat without a seam",
+    )
 
     @model_validator(mode="after")
     def _diffusion_steps(self) -> JobSpec:

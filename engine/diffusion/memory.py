@@ -15,7 +15,7 @@ On MPS and the CPU nothing is changed (their memory is the machine's; savers onl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -53,12 +53,15 @@ def _stock_attention(unet: Any) -> bool:
     return all(type(processor).__name__ in STOCK_PROCESSORS for processor in unet.attn_processors.values())
 
 
-def apply_memory_savers(bundle: Any, width: int, height: int, batch: int = 1) -> MemoryPlan:
-    """Choose the savers from the device's free memory now and set them on the bundle; the plan says which."""
+def apply_memory_savers(bundle: Any, width: int, height: int, batch: int = 1, tileable: bool = False) -> MemoryPlan:
+    """Choose the savers from the device's free memory now and set them on the bundle; the plan says which. A
+    tileable canvas is never decoded in tiles: each tile would wrap round on itself rather than on the canvas."""
     if bundle.device.type != "cuda":
         return MemoryPlan(False, False, False, f"{bundle.device.type}: no savers (the machine's memory)")
     free, _total = torch.cuda.mem_get_info(bundle.device)
     plan = plan_memory_savers(free, width, height, bundle.vae.dtype.itemsize, batch)
+    if tileable and plan.vae_tiling:
+        plan = replace(plan, vae_tiling=False, reason=f"{plan.reason}; tileable, so no VAE tiling")
     vae = bundle.vae
     vae.enable_tiling() if plan.vae_tiling else vae.disable_tiling()
     vae.enable_slicing() if plan.vae_slicing else vae.disable_slicing()

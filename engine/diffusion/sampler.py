@@ -33,6 +33,7 @@ from ..progress import CancelToken, Progress, Result
 from .attention import RegionalContext, install
 from .memory import apply_memory_savers
 from .prompts import RegionPrompt, TextContext, encode_prompts, region_prompts
+from .tiling import circular_padding
 
 SAMPLERS = {  # spec name -> diffusers scheduler class
     "euler": "EulerDiscreteScheduler",
@@ -168,7 +169,7 @@ class Sampling:
         self.starts = torch.tensor(starts, device=device) - self.first
         self.timesteps = self._timesteps(spec.steps)
         self.guide = GuideLosses(job) if job.terms else None
-        self.memory = apply_memory_savers(bundle, spec.width, spec.height)
+        self.memory = apply_memory_savers(bundle, spec.width, spec.height, tileable=spec.tileable)
 
     def _timesteps(self, steps: int) -> torch.Tensor:
         scheduler = self.scheduler
@@ -282,7 +283,16 @@ def _support_rms(gradient: torch.Tensor) -> torch.Tensor:
 def run(
     job: PreparedJob, on_progress: Callable[[Progress], None] | None = None, cancel: CancelToken | None = None
 ) -> Result:
-    """Sample the job's image; progress after each step, a preview every `preview_every` steps."""
+    """Sample the job's image; progress after each step, a preview every `preview_every` steps. A tileable job
+    runs with the model's convolutions padding circularly (engine/diffusion/tiling.py)."""
+    from .loading import load_diffusion
+
+    bundle = load_diffusion(job.spec.models.diffusion.weights, job.device)  # the cached bundle Sampling takes
+    with circular_padding((bundle.unet, bundle.vae), job.spec.tileable):
+        return _sample(job, on_progress, cancel)
+
+
+def _sample(job: PreparedJob, on_progress: Callable[[Progress], None] | None, cancel: CancelToken | None) -> Result:
     spec, start = job.spec, time.perf_counter()
     state = Sampling(job)
     keys = [term.key for term in job.terms]

@@ -26,6 +26,7 @@ class StepContext:
     style_bank: StyleBank | None = None
     shift: tuple[int, int] = (0, 0)  # circular jitter of the feature pass, see jittered_features
     clip_bank: ClipBank | None = None
+    tileable: bool = False  # the canvas wraps around (the spec's `tileable`): filters read across its edges
     _features: list[torch.Tensor] | None = field(default=None, repr=False)
     _style: torch.Tensor | None = field(default=None, repr=False)
     _clip: torch.Tensor | None = field(default=None, repr=False)
@@ -34,7 +35,7 @@ class StepContext:
     def features(self) -> list[torch.Tensor]:
         if self._features is None:
             assert self.net is not None, "a feature guide was built without the feature net"
-            self._features = jittered_features(self.net, self.image, self.shift)
+            self._features = jittered_features(self.net, self.image, self.shift, self.tileable)
         return self._features
 
     @property

@@ -131,8 +131,14 @@ def build_clip_terms(ctx: BuildContext, placed: Sequence[Placement]) -> tuple[li
     bundle = load_clip(spec.models.clip.name, spec.models.clip.weights, device)
     settings = spec.cutouts
 
-    def sampler(count: int) -> RegionCutouts:
-        return RegionCutouts(bundle.image_size, count, settings.min_per_region, settings.cut_pow, settings.augment)
+    def sampler(count: int, wrap: bool = spec.tileable) -> RegionCutouts:
+        """Cutouts with the job's settings; `wrap` for the canvas (and init) of a tileable job."""
+        return RegionCutouts(
+            bundle.image_size, count, settings.min_per_region, settings.cut_pow, settings.augment, wrap=wrap
+        )
+
+    def reference_sampler(count: int) -> RegionCutouts:  # an inspiration image is no tile, whatever the canvas
+        return sampler(count, wrap=False)
 
     terms: list[ClipTerm] = []
     for place in placed:
@@ -140,7 +146,7 @@ def build_clip_terms(ctx: BuildContext, placed: Sequence[Placement]) -> tuple[li
         if guide.kind == "text":
             target = text_target(bundle, guide.prompt)
         else:
-            target = image_target(bundle, sampler, ctx.rgb(guide.image, f"{place.path}.image"), spec.seed)
+            target = image_target(bundle, reference_sampler, ctx.rgb(guide.image, f"{place.path}.image"), spec.seed)
         terms.append(ClipTerm(place.key, guide.weight, place.row, target.to(device)))
     for region in embolden:
         row = layout.names.index(region.name)

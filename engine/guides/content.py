@@ -17,12 +17,13 @@ class ContentTerm(RegionTerm):
     kind = "content"
     min_scale = 1e-4
 
-    def __init__(self, key: str, weight: float, region_row: int, reference: torch.Tensor, net):
+    def __init__(self, key: str, weight: float, region_row: int, reference: torch.Tensor, net, circular: bool = False):
         super().__init__(key, weight, region_row)
         self.pool = max(2, min(reference.shape[-2:]) // 32)
         with torch.no_grad():
             self.low = F.avg_pool2d(reference, self.pool, ceil_mode=True)
-            feature = net(reference)[STRUCTURE_LAYER]
+            # the reference's features as the canvas's are computed (`circular` on a tileable canvas)
+            feature = net(reference, circular)[STRUCTURE_LAYER]
             self.structure = feature / feature.pow(2).mean().sqrt().clamp_min(1e-8)
 
     def raw(self, ctx: StepContext) -> torch.Tensor:
@@ -41,4 +42,4 @@ class ContentTerm(RegionTerm):
 
 def build_content(guide, place: Placement, ctx: BuildContext) -> ContentTerm:
     reference = cover_resize(ctx.rgb(guide.image, f"{place.path}.image"), ctx.height, ctx.width)
-    return ContentTerm(place.key, guide.weight, place.row, reference, ctx.net)
+    return ContentTerm(place.key, guide.weight, place.row, reference, ctx.net, ctx.spec.tileable)

@@ -18,11 +18,12 @@ def max_change(strength: float) -> float:
     return min(0.5, MAX_CHANGE_PER_STRENGTH * max(strength, 0.0))
 
 
-def emboldened(init: torch.Tensor, strength: float) -> torch.Tensor:
-    """Detail, local contrast and saturation of `init`, each raised in proportion to strength."""
+def emboldened(init: torch.Tensor, strength: float, circular: bool = False) -> torch.Tensor:
+    """Detail, local contrast and saturation of `init`, each raised in proportion to strength (`circular`: blurred
+    across the edges of a tileable canvas)."""
     height, width = init.shape[-2:]
-    detail = init - gaussian_blur(init, 1.0)
-    local = init - gaussian_blur(init, max(2.0, min(height, width) / 32.0))
+    detail = init - gaussian_blur(init, 1.0, circular)
+    local = init - gaussian_blur(init, max(2.0, min(height, width) / 32.0), circular)
     boosted = init + 0.8 * strength * detail + 0.5 * strength * local
     gray = luminance(boosted)
     boosted = gray + (1.0 + 0.5 * strength) * (boosted - gray)
@@ -39,10 +40,12 @@ class EmboldenTerm(RegionTerm):
     min_scale = 1e-5
     scale_from = "start"  # the change is bounded, so noise is no yardstick
 
-    def __init__(self, key: str, weight: float, region_row: int, init: torch.Tensor, strength: float):
+    def __init__(
+        self, key: str, weight: float, region_row: int, init: torch.Tensor, strength: float, circular: bool = False
+    ):
         super().__init__(key, weight, region_row)
         with torch.no_grad():
-            self.target = emboldened(init, strength)
+            self.target = emboldened(init, strength, circular)
 
     def raw(self, ctx: StepContext) -> torch.Tensor:
         weight = self.region_weight(ctx)

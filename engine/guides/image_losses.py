@@ -30,13 +30,18 @@ class AreaTerm(GuideTerm):
 
 
 class TotalVariationTerm(AreaTerm):
-    """Smoothness: squared differences between neighbouring pixels."""
+    """Smoothness: squared differences between neighbouring pixels (on a tileable canvas, also between the last
+    column and the first, and the last row and the first)."""
 
     kind = "tv"
     min_scale = 1e-5
 
     def raw(self, ctx: StepContext) -> torch.Tensor:
         image, area = ctx.image, self.area(ctx)
+        if ctx.tileable:
+            dx = (image - image.roll(1, -1)).pow(2)
+            dy = (image - image.roll(1, -2)).pow(2)
+            return masked_mean(dx, area) + masked_mean(dy, area)
         dx = (image[..., :, 1:] - image[..., :, :-1]).pow(2)
         dy = (image[..., 1:, :] - image[..., :-1, :]).pow(2)
         return masked_mean(dx, area[..., :, 1:]) + masked_mean(dy, area[..., 1:, :])

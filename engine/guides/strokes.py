@@ -24,26 +24,26 @@ class ScribbleTerm(RegionTerm):
     kind = "scribble"
     min_scale = 1e-4
 
-    def __init__(self, key: str, weight: float, region_row: int, rgba: torch.Tensor):
+    def __init__(self, key: str, weight: float, region_row: int, rgba: torch.Tensor, circular: bool = False):
         super().__init__(key, weight, region_row)
         self.sigma = stroke_sigma(*rgba.shape[-2:])
         rgb, alpha = rgba[:, :3], rgba[:, 3:4]
         with torch.no_grad():
-            spread = gaussian_blur(alpha, self.sigma)
+            spread = gaussian_blur(alpha, self.sigma, circular)
             # Normalised convolution: stroke colour spread into its blurred footprint.
-            self.colour = gaussian_blur(rgb * alpha, self.sigma) / spread.clamp_min(1e-4)
+            self.colour = gaussian_blur(rgb * alpha, self.sigma, circular) / spread.clamp_min(1e-4)
             self.coverage = spread / spread.amax().clamp_min(1e-8)
 
     def raw(self, ctx: StepContext) -> torch.Tensor:
         weight = self.region_weight(ctx) * self.coverage
-        low = gaussian_blur(ctx.image, self.sigma)
+        low = gaussian_blur(ctx.image, self.sigma, ctx.tileable)
         return masked_mean((low - self.colour).pow(2), weight)
 
 
-def edge_map(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Soft edges in [0, 1) of an RGB image."""
-    magnitude = sobel_magnitude(gaussian_blur(luminance(image), 0.7))
-    return gaussian_blur(1.0 - torch.exp(-magnitude / EDGE_SOFTNESS), sigma)
+def edge_map(image: torch.Tensor, sigma: float, circular: bool = False) -> torch.Tensor:
+    """Soft edges in [0, 1) of an RGB image (`circular`: of a tileable canvas, edges across the wrap included)."""
+    magnitude = sobel_magnitude(gaussian_blur(luminance(image), 0.7, circular), circular=circular)
+    return gaussian_blur(1.0 - torch.exp(-magnitude / EDGE_SOFTNESS), sigma, circular)
 
 
 class OutlineTerm(RegionTerm):
@@ -52,16 +52,16 @@ class OutlineTerm(RegionTerm):
     kind = "outline"
     min_scale = 1e-4
 
-    def __init__(self, key: str, weight: float, region_row: int, ink: torch.Tensor):
+    def __init__(self, key: str, weight: float, region_row: int, ink: torch.Tensor, circular: bool = False):
         super().__init__(key, weight, region_row)
         self.sigma = stroke_sigma(*ink.shape[-2:]) / 1.5
         with torch.no_grad():
-            lines = gaussian_blur(ink, self.sigma)
+            lines = gaussian_blur(ink, self.sigma, circular)
             self.lines = lines / lines.amax().clamp_min(1e-8)
 
     def raw(self, ctx: StepContext) -> torch.Tensor:
         weight = self.region_weight(ctx)
-        edges = edge_map(ctx.image, self.sigma)
+        edges = edge_map(ctx.image, self.sigma, ctx.tileable)
         error = (edges - self.lines).pow(2)
         # Lines are sparse; balance them against the blank paper so that both count.
         on_lines = masked_mean(error, weight * self.lines)
@@ -86,9 +86,9 @@ def _stroke_rgba(image: Image.Image) -> np.ndarray:
 
 def build_scribble(guide, place: Placement, ctx: BuildContext) -> ScribbleTerm:
     rgba = _stroke_rgba(ctx.loader.canvas_sized(guide.image, f"{place.path}.image", "the scribble"))
-    return ScribbleTerm(place.key, guide.weight, place.row, as_tensor(rgba, ctx.device))
+    return ScribbleTerm(place.key, guide.weight, place.row, as_tensor(rgba, ctx.device), ctx.spec.tileable)
 
 
 def build_outline(guide, place: Placement, ctx: BuildContext) -> OutlineTerm:
     ink = _ink(ctx.loader.canvas_sized(guide.image, f"{place.path}.image", "the outline"))
-    return OutlineTerm(place.key, guide.weight, place.row, as_tensor(ink, ctx.device))
+    return OutlineTerm(place.key, guide.weight, place.row, as_tensor(ink, ctx.device), ctx.spec.tileable)

@@ -72,7 +72,7 @@ $(BPY42)/.installed:
 
 test-bpy42: $(STAMP) $(BPY42)/.installed
 	REGIA_EXTRA_BPY_PYTHONS=$(CURDIR)/$(BPY42)/bin/python $(PY) -m pytest tests/test_addon_e2e.py tests/test_storyboard_addon.py \
-		tests/test_addon_ui.py tests/test_uv_raster.py tests/test_material_wiring.py tests/test_projection.py $(PYTEST_ARGS)
+		tests/test_addon_ui.py tests/test_uv_raster.py tests/test_material_wiring.py tests/test_texture_addon.py tests/test_projection.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

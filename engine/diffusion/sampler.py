@@ -225,9 +225,13 @@ class Sampling:
     def predict(self, latents: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The guided model output for `latents` at t, and the UNet's input (x_t) it was computed from."""
         model_in = self.scheduler.scale_model_input(torch.cat([latents, latents]), t)
-        self.regional.context = self.context
         extra = self._added_conditions()
-        out = self.bundle.unet(model_in, t, encoder_hidden_states=self.text.hidden, added_cond_kwargs=extra).sample
+        self.regional.context = self.context
+        try:
+            out = self.bundle.unet(model_in, t, encoder_hidden_states=self.text.hidden, added_cond_kwargs=extra)
+        finally:  # the UNet is cached and shared: its next caller (another job, or none) brings its own context
+            self.regional.context = None
+        out = out.sample
         unconditional, conditional = out.chunk(2)
         return unconditional + self.scales * (conditional - unconditional), model_in[:1]
 

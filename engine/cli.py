@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .cli_segment import add_segment_command
@@ -20,6 +20,8 @@ from .process import default_threads, go_offline, tune_allocator
 
 if TYPE_CHECKING:  # the optimiser pulls in torch: `schema` and `presets` start without it
     from collections.abc import Callable
+
+    import torch
 
     from .progress import Progress, Result
     from .storyboard import Shot, ShotReport
@@ -127,10 +129,38 @@ def cmd_storyboard(args: argparse.Namespace) -> int:
     if args.out is None:
         print("error: --out: required to render (or pass --validate)", file=sys.stderr)
         return EXIT_USAGE
-    return _render_storyboard(path, Path(args.out), args.device, args.only, args.quiet)
+    if args.actors < 0:
+        raise SpecErrors([SpecError("--actors", "must be 0 or more", args.actors, "0 (one per GPU or CPU slot) or N")])
+    return _render_storyboard(path, Path(args.out), args)
 
 
-def _render_storyboard(path: Path, out: Path, device_name: str, only: list[str] | None, quiet: bool) -> int:
+def _ray_runner(args: argparse.Namespace, source: Any, device: torch.device) -> Any:
+    """The shots on Ray actors (--ray): one aggregated progress bar for all of them."""
+    from tqdm import tqdm
+
+    from .cluster.pool import PoolSettings
+    from .cluster.storyboard import ray_runner
+
+    address = None if args.ray == LOCAL_RAY else args.ray
+    settings = PoolSettings(actors=args.actors, device=device.type, threads=args.threads or 1)
+    bar: list[tqdm] = []
+
+    def on_progress(done: int, total: int) -> None:
+        if args.quiet:
+            return
+        if not bar:
+            bar.append(tqdm(total=total, desc="shots on Ray", unit="step", dynamic_ncols=True))
+        if done != bar[0].n:
+            bar[0].update(done - bar[0].n)
+
+    def on_ready(actors: list[dict[str, Any]]) -> None:
+        if not args.quiet:
+            print(f"{len(actors)} Ray actors ready ({actors[0]['device']}, {actors[0]['threads']} threads each)")
+
+    return ray_runner(source, address, settings, on_progress=on_progress, on_ready=on_ready)
+
+
+def _render_storyboard(path: Path, out: Path, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .device import pick_device
@@ -138,11 +168,13 @@ def _render_storyboard(path: Path, out: Path, device_name: str, only: list[str] 
     from .storyboard import load_storyboard_file, render_storyboard
 
     board = load_storyboard_file(path)
-    device = pick_device(device_name)
+    device, only, quiet = pick_device(args.device), args.only, args.quiet
+    source = FolderSource(path.parent)
+    runner = _ray_runner(args, source, device) if args.ray is not None else None
     bars: list[tqdm] = []
 
     def progress_for(index: int, shot: Shot) -> Callable[[Progress], None] | None:
-        if quiet:
+        if quiet or runner is not None:
             return None
         bar = tqdm(total=board.steps, desc=f"{index + 1:03d} {shot.name}", unit="step", dynamic_ncols=True)
         bars.append(bar)
@@ -157,7 +189,7 @@ def _render_storyboard(path: Path, out: Path, device_name: str, only: list[str] 
         elif not quiet:
             print(f"shot {report.index:03d} {report.name!r}: {report.file} in {report.seconds:.1f}s")
 
-    reports = render_storyboard(board, FolderSource(path.parent), out, device, only, on_shot, progress_for)
+    reports = render_storyboard(board, source, out, device, only, on_shot, progress_for, runner)
     ran = [r for r in reports if r.status in ("done", "failed")]
     failed = sum(r.status == "failed" for r in ran)
     seconds = sum(r.seconds for r in ran)
@@ -191,6 +223,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     run_demo(Path(args.out), size=args.size, steps=args.steps, device_name=args.device, quiet=args.quiet)
     return EXIT_OK
+
+
+LOCAL_RAY = "local"  # --ray without an address: a Ray instance started by this process
 
 
 def add_threads(parser: argparse.ArgumentParser) -> None:
@@ -242,6 +277,15 @@ def _add_storyboard_and_model_commands(sub: argparse._SubParsersAction) -> None:
     board_p.add_argument("--quiet", action="store_true", help="no progress bars")
     board_p.add_argument("--validate", action="store_true", help="check the storyboard and its images; run nothing")
     board_p.add_argument("--offline", action="store_true", help=OFFLINE_HELP)
+    board_p.add_argument(
+        "--ray", nargs="?", const=LOCAL_RAY, metavar="ADDRESS",
+        help="render the shots on Ray actors: on the cluster at ADDRESS (e.g. auto, or ray://head:10001), or on a "
+        "local Ray started here when no ADDRESS is given (needs regia-engine[cluster])",
+    )  # fmt: skip
+    board_p.add_argument(
+        "--actors", type=int, default=0,
+        help="how many Ray actors (default: one per GPU, or one per --threads CPUs of the cluster)",
+    )  # fmt: skip
     add_threads(board_p)
     board_p.set_defaults(func=cmd_storyboard)
 

@@ -25,6 +25,9 @@ class SpecError(RegiaError):
         self.detail = message
         super().__init__(self.one_line())
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled whole: a Ray worker raises it to the driver
+        return type(self), (self.field, self.detail, self.value, self.allowed)
+
     def one_line(self) -> str:
         parts = [f"{self.field}: {self.detail}"]
         if self.value is not None:
@@ -50,6 +53,9 @@ class SpecErrors(RegiaError):
         first = errors[0].one_line()
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         super().__init__(first + more)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.errors,)
 
 
 class JobCancelled(RegiaError):

@@ -39,7 +39,8 @@ class FolderSource:
     def path_of(self, ref: str) -> Path:
         return (self.base_dir / ref).resolve()
 
-    def _read(self, ref: str, field: str) -> bytes:
+    def read(self, ref: str, field: str) -> bytes:
+        """The file's bytes, undecoded (within the input file limit): what a remote worker is sent."""
         if ref.startswith("blob:"):
             raise SpecError(
                 field,
@@ -50,7 +51,7 @@ class FolderSource:
         return read_input_file(self.path_of(ref), field, IMAGE_FILE_LIMIT, value=ref)
 
     def size(self, ref: str, field: str) -> tuple[int, int]:
-        return image_size(self._read(ref, field), field, ref)
+        return image_size(self.read(ref, field), field, ref)
 
     def open(self, ref: str, field: str) -> Image.Image:
-        return decode_image(self._read(ref, field), field, ref, self.limits)
+        return decode_image(self.read(ref, field), field, ref, self.limits)

@@ -170,6 +170,10 @@ class BlobSource:
         except OSError as exc:
             raise SpecError(field, f"cannot read the uploaded blob: {exc.strerror or exc}", value=ref) from None
 
+    def read(self, ref: str, field: str) -> bytes:
+        """The blob's bytes, undecoded: what a remote worker is sent."""
+        return self._read(ref, field)
+
     def _damaged(self, ref: str, field: str, reason: str) -> SpecError:
         self.store.forget(ref[len(BLOB_PREFIX) :])
         return SpecError(field, f"{DAMAGED} ({reason})", ref, PNG_ALLOWED)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import RegiaError, SpecError, SpecErrors
+from ..errors import JobCancelled, RegiaError, SpecError, SpecErrors
 from .expand import ShotJobs
 from .format import Shot, Storyboard, load_storyboard_file
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from ..progress import Progress
+    from ..progress import CancelToken, Progress
     from ..refs import ImageSource
 
 
@@ -48,7 +48,7 @@ class ShotReport:
     description: str
     seed: int
     file: str | None = None  # relative to the output folder
-    status: str = "pending"  # done, failed, skipped, or kept (skipped by --only, its earlier image kept)
+    status: str = "pending"  # done, failed, cancelled, skipped, or kept (skipped by --only, its earlier image kept)
     seconds: float = 0.0
     losses: dict[str, float] = field(default_factory=dict)  # the last step's, normalised and weighted
     error: str | None = None
@@ -120,15 +120,18 @@ def render_shot(
     source: ImageSource,
     device: torch.device,
     on_progress: Callable[[Progress], None] | None = None,
+    cancel: CancelToken | None = None,
 ) -> tuple[ShotReport, np.ndarray | None]:
     """Run one shot as any job runs (engine.execute). A failure is reported (message, storyboard field), never
-    raised, so that the other shots still run; only an interrupt stops everything."""
+    raised, so that the other shots still run; only an interrupt or `cancel` (JobCancelled) stops everything."""
     from ..execute import execute
 
     report = _report(jobs, index)
     start = time.perf_counter()
     try:
-        result = execute(jobs.spec(index), source, device, on_progress=on_progress)
+        result = execute(jobs.spec(index), source, device, on_progress=on_progress, cancel=cancel)
+    except JobCancelled:
+        raise
     except Exception as exc:  # one bad shot (its own image, out of memory) must not stop the storyboard
         if device.type == "cuda":
             import torch
@@ -256,6 +259,27 @@ def write_report(board: Storyboard, reports: list[ShotReport], out_dir: Path, de
     return path
 
 
+# A runner renders the given shots, in any order, and hands each to `deliver(index, report, image)` once.
+Deliver = Callable[[int, "ShotReport", "np.ndarray | None"], None]
+ShotRunner = Callable[[ShotJobs, list[int], Deliver], None]
+
+
+def in_process(
+    source: ImageSource,
+    device: torch.device,
+    progress_for: Callable[[int, Shot], Callable[[Progress], None] | None] | None = None,
+) -> ShotRunner:
+    """The shots one after another in this process (the feature net, CLIP model and style statistics shared)."""
+
+    def run(jobs: ShotJobs, indices: list[int], deliver: Deliver) -> None:
+        for index in indices:
+            shot = jobs.board.shots[index]
+            on_progress = progress_for(index, shot) if progress_for else None
+            deliver(index, *render_shot(jobs, index, source, device, on_progress))
+
+    return run
+
+
 def render_storyboard(
     board: Storyboard,
     source: ImageSource,
@@ -264,35 +288,40 @@ def render_storyboard(
     only: list[str] | None = None,
     on_shot: Callable[[ShotReport], None] | None = None,
     progress_for: Callable[[int, Shot], Callable[[Progress], None] | None] | None = None,
+    runner: ShotRunner | None = None,
 ) -> list[ShotReport]:
-    """Render the selected shots (all by default) in this process, one after another, into out_dir:
-    shots/NNN_<name>.png, contact_sheet.png and storyboard.json. The feature net, the CLIP model and the style
-    statistics are built once and shared by every shot. Shared problems (preset, style images, CLIP model,
-    output folder) raise SpecErrors before any shot runs; a shot's own failure is in its report."""
+    """Render the selected shots (all by default) into out_dir: shots/NNN_<name>.png, contact_sheet.png and
+    storyboard.json. `runner` renders them (in this process by default, one after another; engine/cluster runs
+    them on Ray actors); whichever renders them, this process writes every file, each once. Shared problems
+    (preset, style images, CLIP model, output folder) raise SpecErrors before any shot runs; a shot's own failure
+    is in its report, and a shot the runner never delivered (cancelled) is reported as such."""
     from ..images import save_png
 
-    selected = set(select_shots(board, only))
+    selected = select_shots(board, only)
     jobs = ShotJobs(board)
     check_shared(jobs, source)
     check_outputs(jobs, source, out_dir)
     previous = _previous_reports(out_dir) if only else {}
     (out_dir / "shots").mkdir(parents=True, exist_ok=True)
-    reports = []
-    for index in range(len(board.shots)):
-        if index not in selected:
-            reports.append(_skipped(jobs, index, out_dir, previous))
-            continue
-        shot = board.shots[index]
-        report, image = render_shot(jobs, index, source, device, progress_for(index, shot) if progress_for else None)
+    reports = {i: _skipped(jobs, i, out_dir, previous) for i in range(len(board.shots)) if i not in selected}
+
+    def deliver(index: int, report: ShotReport, image: np.ndarray | None) -> None:
         if image is not None:
-            report.file = shot_file(index, shot.name)
+            report.file = shot_file(index, board.shots[index].name)
             save_png(out_dir / report.file, image)
-        reports.append(report)
+        reports[index] = report
         if on_shot is not None:
             on_shot(report)
-    write_contact_sheet(reports, out_dir, board.width, board.height)
-    write_report(board, reports, out_dir, device)
-    return reports
+
+    (runner or in_process(source, device, progress_for))(jobs, selected, deliver)
+    for index in selected:
+        if index not in reports:
+            reports[index] = _report(jobs, index)
+            reports[index].status, reports[index].error = "cancelled", "cancelled before it finished"
+    ordered = [reports[i] for i in range(len(board.shots))]
+    write_contact_sheet(ordered, out_dir, board.width, board.height)
+    write_report(board, ordered, out_dir, device)
+    return ordered
 
 
 def validate_storyboard_file(path: Path) -> Storyboard:

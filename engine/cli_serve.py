@@ -95,6 +95,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             keep_jobs=args.keep_jobs,
             keep_days=args.keep_days,
             threads=args.threads,
+            ray=args.ray,
+            ray_actors=args.ray_actors,
         )
     )
 
@@ -166,5 +168,18 @@ def add_serve_command(sub: argparse._SubParsersAction, add_threads: Callable[[ar
         action="store_true",
         help="let jobs download CLIP weights that are not in the cache (off by default: use fetch-models)",
     )
+    _cluster_options(serve_p)
     add_threads(serve_p)
     serve_p.set_defaults(func=cmd_serve)
+
+
+def _cluster_options(serve_p: argparse.ArgumentParser) -> None:
+    serve_p.add_argument(
+        "--ray", nargs="?", const="local", metavar="ADDRESS",
+        help="run jobs on engine actors of a Ray cluster, several at once: ADDRESS is auto, host:port or "
+        "ray://head:10001; local (or no ADDRESS) starts a Ray here (needs regia-engine[cluster])",
+    )  # fmt: skip
+    serve_p.add_argument(
+        "--ray-actors", type=int, default=0, metavar="N",
+        help="jobs run at once with --ray (default 0: one per GPU, or one per --threads CPUs of the cluster)",
+    )  # fmt: skip

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SpecError
-from .images import atomic_write_bytes, save_png
+from .images import atomic_write_bytes, png_bytes, save_png
 from .spec import JobSpec
 
 
@@ -45,8 +45,12 @@ class RunFolder:
         return path
 
     def write_result(self, pixels: np.ndarray) -> Path:
+        return self.write_result_png(png_bytes(pixels))
+
+    def write_result_png(self, data: bytes) -> Path:
+        """The result already encoded (by a worker elsewhere): the same file write_result makes of its pixels."""
         path = self.folder / "result.png"
-        save_png(path, pixels)
+        atomic_write_bytes(path, data)
         return path
 
     def write_spec(self, spec: JobSpec) -> Path:

@@ -70,7 +70,7 @@ class EngineActor:
         try:
             result = execute(spec, source, self.device, on_progress=self._on_progress, cancel=token)
         finally:
-            self._finish()
+            self._finish(clear_progress=True)  # a poll before the next job starts must not read this one's
         return png_bytes(result.image), [dict(losses) for losses in result.history]
 
     def progress(self) -> dict[str, Any]:
@@ -94,9 +94,11 @@ class EngineActor:
             self._cancel, self._progress = CancelToken(), {}
             return self._cancel
 
-    def _finish(self) -> None:
+    def _finish(self, clear_progress: bool = False) -> None:
         with self._lock:
             self._cancel = None
+            if clear_progress:
+                self._progress = {}
 
     def _on_progress(self, progress: Any) -> None:
         from ..images import png_bytes

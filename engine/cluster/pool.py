@@ -8,6 +8,7 @@ retries, so it fails alone. Cancel reaches a running actor through a second conc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -82,13 +83,26 @@ class EnginePool:
 
     def __init__(self, ray: Any, settings: PoolSettings) -> None:
         self.ray = ray
+        self.settings = settings
         gpus = 1 if settings.device == "cuda" else 0
-        remote = ray.remote(
+        self._remote = ray.remote(
             num_cpus=settings.threads, num_gpus=gpus, max_concurrency=2,
             max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES,
         )(EngineActor)  # fmt: skip
-        self.actors = [remote.remote(settings.device, settings.threads) for _ in range(settings.count(ray))]
+        self.actors = [self._new_actor() for _ in range(settings.count(ray))]
         self._cancelled = threading.Event()
+
+    def _new_actor(self) -> Any:
+        return self._remote.remote(self.settings.device, self.settings.threads)
+
+    def replace(self, actor: Any) -> Any:
+        """A new actor in place of one Ray could not bring back, so that a long-lived pool (the server's) keeps
+        its size."""
+        with contextlib.suppress(Exception):  # already gone, as a rule
+            self.ray.kill(actor, no_restart=True)
+        new = self._new_actor()
+        self.actors[self.actors.index(actor)] = new
+        return new
 
     def ready(self) -> list[dict[str, Any]]:
         """Wait until every actor has started (torch imported): what each says of itself."""
@@ -121,9 +135,9 @@ class EnginePool:
                 try:
                     value, error = self.ray.get(ref), None
                 except Exception as exc:  # the task's own error, or its actor gone for good
-                    value, error = None, _cause(exc)
+                    value, error = None, task_error(exc)
                 on_result(task, value, error)
-                if not _actor_lost(error):
+                if not actor_lost(error):
                     idle.append(actor)
             self._report_progress(running)
         return list(queue) if self._cancelled.is_set() else []
@@ -142,13 +156,13 @@ class EnginePool:
         self.actors = []
 
 
-def _cause(exc: BaseException) -> BaseException:
+def task_error(exc: BaseException) -> BaseException:
     """The task's own exception out of Ray's wrapper (RayTaskError), so callers see SpecErrors, JobCancelled..."""
     cause = getattr(exc, "cause", None)
     return cause if isinstance(cause, BaseException) else exc
 
 
-def _actor_lost(error: BaseException | None) -> bool:
+def actor_lost(error: BaseException | None) -> bool:
     if error is None:
         return False
     try:

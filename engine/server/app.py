@@ -108,6 +108,19 @@ def _add_middleware(app: FastAPI, config: ServerConfig, log: JsonLog) -> None:
     app.add_middleware(RequestLog, log=log)
 
 
+def _worker(config: ServerConfig, jobs: JobStore, source: BlobSource, device: torch.device, log: JsonLog) -> Worker:
+    """Jobs run in this process, or on the engine actors of a Ray cluster (--ray; Ray is imported only then)."""
+
+    def after_job() -> None:
+        jobs.prune(config.keep_jobs, config.keep_days)
+
+    if config.ray is None:
+        return Worker(jobs, source, device, log, after_job=after_job)
+    from .ray_worker import RayWorker
+
+    return RayWorker(jobs, source, config, log, after_job=after_job)
+
+
 def create_app(config: ServerConfig, log: JsonLog | None = None, lock: DataDirLock | None = None) -> FastAPI:
     """The app on its data dir. Without `lock`, it takes the data dir's lock itself (DataDirInUse when another
     server holds it); the lock is let go when the app shuts down."""
@@ -119,7 +132,7 @@ def create_app(config: ServerConfig, log: JsonLog | None = None, lock: DataDirLo
     jobs.prune(config.keep_jobs, config.keep_days)
     blobs = BlobStore(config.data_dir / "blobs", config.image_limits)
     source = BlobSource(blobs)
-    worker = Worker(jobs, source, device, log, after_job=lambda: jobs.prune(config.keep_jobs, config.keep_days))
+    worker = _worker(config, jobs, source, device, log)
     _log_missing_models(config, log)
 
     @asynccontextmanager
@@ -148,7 +161,7 @@ def create_app(config: ServerConfig, log: JsonLog | None = None, lock: DataDirLo
         worker,
         log,
     )
-    state.about = _about(config, device)
+    state.about = {**_about(config, device), **worker.about()}
     install_error_handlers(app, log)
     for router in (health_routes, blob_routes, job_routes, segment_routes):
         app.include_router(router)

@@ -171,8 +171,12 @@ class BlobSource:
             raise SpecError(field, f"cannot read the uploaded blob: {exc.strerror or exc}", value=ref) from None
 
     def read(self, ref: str, field: str) -> bytes:
-        """The blob's bytes, undecoded: what a remote worker is sent."""
-        return self._read(ref, field)
+        """The blob's bytes, undecoded: what a remote worker is sent. Re-hashed, so that damage on disk since the
+        upload is found here, and handled as open() handles it (forgotten, so that the next upload repairs it)."""
+        data = self._read(ref, field)
+        if hashlib.sha256(data).hexdigest() != ref[len(BLOB_PREFIX) :]:
+            raise self._damaged(ref, field, "its bytes no longer match their sha256")
+        return data
 
     def _damaged(self, ref: str, field: str, reason: str) -> SpecError:
         self.store.forget(ref[len(BLOB_PREFIX) :])

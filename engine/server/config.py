@@ -9,6 +9,7 @@ from pathlib import Path
 from ..images import MEGA, ImageLimits
 
 MIB = 1 << 20
+LOCAL_RAY = "local"  # --ray local: a Ray instance started by the server
 # Reference images (style, content, inspiration) may be larger than the canvas: up to this many times --max-side a
 # side, within the --max-image-mp pixel budget. Canvas-sized images (init, masks, strokes) must equal the canvas.
 REFERENCE_SIDE_FACTOR = 4
@@ -37,6 +38,8 @@ class ServerConfig:
     keep_jobs: int = 500  # finished jobs kept, newest first; older ones are removed with their files
     keep_days: float = 30.0  # finished jobs older than this are removed (0: no age limit)
     threads: int | None = None  # torch intra-op threads for jobs (None: engine.threads.default_threads())
+    ray: str | None = None  # --ray ADDRESS: jobs run on engine actors of this Ray cluster (None: in this process)
+    ray_actors: int = 0  # --ray-actors: 0 is one per GPU, or one per --threads CPUs of the cluster
 
     @property
     def max_blob_bytes(self) -> int:
@@ -92,6 +95,12 @@ class ServerConfig:
             found.append(f"--keep-days {self.keep_days} must be 0 (no age limit) or more")
         if self.threads is not None and self.threads < 1:
             found.append(f"--threads {self.threads} must be at least 1")
+        if self.ray is not None and not self.ray.strip():
+            found.append(f"--ray needs an address (e.g. auto, ray://head:10001, or {LOCAL_RAY})")
+        if self.ray_actors < 0:
+            found.append(f"--ray-actors {self.ray_actors} must be 0 (one per GPU, or per --threads CPUs) or more")
+        elif self.ray_actors and self.ray is None:
+            found.append(f"--ray-actors {self.ray_actors} needs --ray ADDRESS (the cluster its actors run on)")
         for text in self.clip:
             try:
                 split_model_arg(text)

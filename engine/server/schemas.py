@@ -65,6 +65,15 @@ class QueueCounts(BaseModel):
     running: int
 
 
+class HealthCluster(BaseModel):
+    """Present only with `serve --ray`: jobs run on this many engine actors of a Ray cluster, that many at once."""
+
+    address: str  # as given to --ray (local: a Ray started by the server)
+    actors: int
+    device: str  # each actor's: cpu or cuda
+    threads: int  # torch threads (and CPUs asked of Ray) per actor
+
+
 class Health(BaseModel):
     version: str
     device: str
@@ -77,6 +86,7 @@ class Health(BaseModel):
     diffusion_models: HealthModels  # the --diffusion models, present or missing
     limits: HealthLimits
     queue: QueueCounts
+    cluster: HealthCluster | None = None
 
 
 class BlobStored(BaseModel):

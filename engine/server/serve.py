@@ -72,6 +72,15 @@ def _serve_locked(settings: ServerConfig, lock: DataDirLock) -> int:
         go_offline()  # a client's spec never makes this machine download (fetch-models does, or --allow-downloads)
     tune_allocator()
     set_threads(settings.threads)
+    if settings.ray is not None:  # before binding: a cluster that cannot be reached is a usage error
+        from ..cluster.pool import ClusterError
+        from .ray_worker import connect_cluster
+
+        try:
+            connect_cluster(settings.ray)  # the worker finds Ray connected
+        except ClusterError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     from .app import create_app  # torch and the app load only once the options are known to be good
 
     try:

@@ -1,10 +1,12 @@
-"""One thread per device runs jobs first in first out, through engine.execute as the CLI and storyboards do."""
+"""One thread per device runs jobs first in first out, through engine.execute as the CLI and storyboards do; on
+Ray (ray_worker.py) one thread per engine actor does the same."""
 
 from __future__ import annotations
 
 import gc
 import json
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -38,9 +40,15 @@ def _what_to_lower(spec: JobSpec | None) -> str:
     return ", ".join(parts[:-1]) + " or " + parts[-1]
 
 
+class JobFailed(Exception):
+    """A failure whose message is already what the user reads (e.g. a remote engine worker that died)."""
+
+
 def failure_message(exc: BaseException, spec: JobSpec | None, device: torch.device) -> str:
     """What a user reads in `error`: what went wrong and what to change."""
     size = f" at {spec.width}x{spec.height}" if spec is not None else ""
+    if isinstance(exc, JobFailed):
+        return str(exc)
     if isinstance(exc, SpecErrors):
         return "; ".join(error.one_line() for error in exc.errors)
     if isinstance(exc, SpecError):
@@ -71,7 +79,19 @@ def release_memory(device: torch.device) -> None:
         torch.mps.empty_cache()
 
 
+def write_outputs(folder: Path, history: list[dict[str, float]], result_png: bytes) -> None:
+    """What a finished job leaves: losses.csv, then result.png last (a result.png on disk means the job is whole)."""
+    outputs = RunFolder(folder)
+    outputs.write_losses(history)
+    outputs.write_result_png(result_png)
+
+
 class Worker:
+    """Runs queued jobs on this process's device, one at a time. Subclasses run `slots` jobs at once elsewhere
+    (ray_worker.py) by overriding _token and _execute; taking, finishing and stopping stay here."""
+
+    slots = 1
+
     def __init__(
         self,
         store: JobStore,
@@ -85,28 +105,68 @@ class Worker:
         self.device = device
         self.log = log
         self.after_job = after_job  # e.g. pruning finished jobs; its failure never stops the worker
-        self._thread = threading.Thread(target=self._loop, name=f"regia-worker-{device.type}", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._loop, args=(slot,), name=f"regia-worker-{device.type}-{slot}", daemon=True)
+            for slot in range(self.slots)
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, wait: float = STOP_WAIT) -> None:
-        """Start no more jobs and stop the running one at its next step; it ends `interrupted`."""
+        """Start no more jobs and stop the running ones at their next step; they end `interrupted`."""
         self.store.close()
         running = self.store.stop_running()
-        if self._thread.is_alive():
-            self._thread.join(wait)
+        deadline = time.monotonic() + wait
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(max(0.0, deadline - time.monotonic()))
         for record in running:  # a step that outlasts the wait: record the truth before exiting
             self.store.finish(record, "interrupted", interrupted_message(record.id))
 
-    def _loop(self) -> None:
+    def about(self) -> dict[str, object]:
+        """What /health adds about where jobs run (nothing: here)."""
+        return {}
+
+    def _token(self, slot: int) -> CancelToken:
+        """What a cancel of the job this slot runs next sets."""
+        return CancelToken()
+
+    def _execute(self, record: JobRecord, spec: JobSpec, token: CancelToken, slot: int) -> tuple[bytes, list]:
+        """Run the job: (its result PNG, its loss history); the job's own errors are raised."""
+        preview_path = self.store.folder(record.id) / "preview.png"
+
+        def on_progress(progress: Progress) -> None:
+            preview = png_bytes(progress.preview) if progress.preview is not None else None
+            self._report(record, preview_path, progress.step, progress.losses, progress.total, progress.eta, preview)
+
+        result = execute(spec, self.source, self.device, on_progress=on_progress, cancel=token)
+        return png_bytes(result.image), result.history
+
+    def _report(
+        self,
+        record: JobRecord,
+        preview_path: Path,
+        step: int,
+        losses: dict[str, float],
+        total: float,
+        eta: float | None,
+        preview: bytes | None,
+    ) -> None:
+        """A running job's progress, as GET /jobs/{id} and /preview serve it."""
+        if preview is not None:
+            atomic_write_bytes(preview_path, preview)
+        self.store.progress(record, step, losses, total, eta)
+
+    def _loop(self, slot: int) -> None:
         while True:
-            token = CancelToken()
+            token = self._token(slot)
             record = self.store.take_next(token)
             if record is None:
                 return
             try:
-                self._run(record, token)
+                self._run(record, token, slot)
             except Exception as exc:  # pragma: no cover - _run handles its own; the thread must live on
                 if self.log is not None:
                     self.log.write("error", id=record.id, traceback=traceback.format_exc())
@@ -118,24 +178,13 @@ class Worker:
                     if self.log is not None:
                         self.log.write("error", where="after job", traceback=traceback.format_exc())
 
-    def _run(self, record: JobRecord, token: CancelToken) -> None:
+    def _run(self, record: JobRecord, token: CancelToken, slot: int) -> None:
         spec: JobSpec | None = None
-        folder = self.store.folder(record.id)
-        preview_path = folder / "preview.png"
-
-        def on_progress(progress: Progress) -> None:
-            if progress.preview is not None:
-                atomic_write_bytes(preview_path, png_bytes(progress.preview))
-            self.store.progress(record, progress.step, progress.losses, progress.total, progress.eta)
-
-        result = None
         failure: tuple[str, bool] | None = None  # (message, out of memory)
         try:
             spec = validate_spec(json.loads(self.store.spec_text(record.id)))
-            result = execute(spec, self.source, self.device, on_progress=on_progress, cancel=token)
-            outputs = RunFolder(folder)
-            outputs.write_losses(result.history)
-            outputs.write_result(result.image)  # last: a result.png on disk means the job is whole
+            result_png, history = self._execute(record, spec, token, slot)
+            write_outputs(self.store.folder(record.id), history, result_png)
         except JobCancelled:
             if record.cancel_requested:
                 self.store.finish(record, "cancelled")
@@ -143,13 +192,12 @@ class Worker:
                 self.store.finish(record, "interrupted", interrupted_message(record.id))
             return
         except Exception as exc:  # a job that raises must never take the server down
-            if self.log is not None and not isinstance(exc, (SpecError, SpecErrors)):
+            if self.log is not None and not isinstance(exc, (SpecError, SpecErrors, JobFailed)):
                 self.log.write("error", id=record.id, traceback=traceback.format_exc())
             failure = failure_message(exc, spec, self.device), isinstance(exc, (torch.OutOfMemoryError, MemoryError))
         if failure is not None:
             # Out of the except block: the exception's traceback (which holds the job's frames, and through them
             # every tensor of the job) is gone, so the memory can really be given back before the next job.
-            result = None
             if failure[1]:
                 release_memory(self.device)
             self.store.finish(record, "failed", failure[0])

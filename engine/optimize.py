@@ -7,7 +7,6 @@ device and are copied to the host only when reported, so a GPU step does not wai
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 
@@ -20,33 +19,7 @@ from .images import quantize
 from .job import PreparedJob
 from .losses import GuideLosses
 from .progress import CancelToken, Progress, Result
-from .spec import Optimizer
-
-
-def build_optimizer(
-    config: Optimizer, params, steps: int
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    params = list(params)
-    if config.kind == "adam":
-        optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    elif config.kind == "adamw":
-        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    else:
-        optimizer = torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
-    warmup = round(config.warmup * steps)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, steps - warmup)
-        if config.schedule == "cosine":  # down to 10% of lr, so late steps still refine
-            return 0.1 + 0.45 * (1.0 + math.cos(math.pi * progress))
-        if config.schedule == "linear":
-            return 1.0 - 0.9 * progress
-        return 1.0
-
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
+from .stepper import Stepper
 
 JITTER_STEPS = 2  # shifts of 0, 1 or 2 JITTER_UNITs either way
 
@@ -68,7 +41,7 @@ def run(
     spec = job.spec
     steps = spec.steps
     rng = torch.Generator().manual_seed(spec.seed)
-    optimizer, schedule = build_optimizer(spec.optimizer, job.generator.parameters(), steps)
+    optimizer = Stepper(spec.optimizer, job.generator.parameters(), steps)
     guide_losses = GuideLosses(job)
 
     pending: list[torch.Tensor] = []  # per step: [total, term...] on the device
@@ -80,14 +53,14 @@ def run(
     for step in range(steps):
         if cancel is not None and cancel.cancelled:
             raise JobCancelled(f"cancelled after {step} of {steps} steps")
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
         image = job.render()
         if guide_losses:
             total, values = guide_losses(image, jitter(rng))
             total.backward()
             optimizer.step()
             pending.append(torch.cat([total.detach()[None], values.detach()]))
-            schedule.step()
+            optimizer.next_lr()
 
         done = step + 1
         # A preview after the first step too: the artist sees the job has started within a step, not after

@@ -1,0 +1,96 @@
+"""The optimiser of the parameterised generators: torch's own Adam, AdamW and SGD update functions
+(torch.optim.adam.adam, torch.optim.sgd.sgd), driven without the torch.optim.Optimizer class, and the learning rate
+schedule (warm-up, then cosine, linear or constant).
+
+Why not torch.optim.Adam itself: its class imports torch._dynamo on the first step (and on construction), to turn
+compilation off around it, which costs 1.3 s of a 3.4 s engine start on a 2-core CPU (bench/startup.py) though
+nothing here is compiled. The update functions are the ones the class calls, with the same state and settings, so
+the bytes are the same (tests/test_stepper.py checks it against the classes, step by step).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+import torch
+from torch.optim.adam import adam
+from torch.optim.sgd import sgd
+
+from .spec_models import Optimizer
+
+BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults
+EPS = 1e-8
+MOMENTUM = 0.9
+
+
+def lr_factor(config: Optimizer, steps: int) -> Callable[[int], float]:
+    """The learning rate's factor at each step: a linear warm-up, then the schedule."""
+    warmup = round(config.warmup * steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, steps - warmup)
+        if config.schedule == "cosine":  # down to 10% of lr, so late steps still refine
+            return 0.1 + 0.45 * (1.0 + math.cos(math.pi * progress))
+        if config.schedule == "linear":
+            return 1.0 - 0.9 * progress
+        return 1.0
+
+    return factor
+
+
+class Stepper:
+    """zero_grad(), step() and next_lr(), as torch.optim's optimiser and LambdaLR scheduler do them."""
+
+    def __init__(self, config: Optimizer, params: Iterable[torch.Tensor], steps: int) -> None:
+        self.kind, self.weight_decay = config.kind, config.weight_decay
+        self.params = list(params)
+        self.factor = lr_factor(config, steps)
+        self.base_lr, self.index = config.lr, 0
+        self.lr = self.base_lr * self.factor(0)  # as LambdaLR sets it on construction
+        self.state: dict[int, dict[str, torch.Tensor | None]] = {}  # per parameter, made on its first gradient
+
+    def zero_grad(self) -> None:
+        for param in self.params:
+            param.grad = None
+
+    def next_lr(self) -> None:
+        """The schedule's step: the learning rate of the next step."""
+        self.index += 1
+        self.lr = self.base_lr * self.factor(self.index)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        params = [p for p in self.params if p.grad is not None]
+        grads = [p.grad for p in params]
+        if self.kind == "sgd":
+            buffers = [self._state(p).get("momentum") for p in params]
+            sgd(
+                params, grads, buffers, weight_decay=self.weight_decay, momentum=MOMENTUM, lr=self.lr, dampening=0,
+                nesterov=False, maximize=False, foreach=None, fused=None, grad_scale=None, found_inf=None,
+            )  # fmt: skip
+            for param, buffer in zip(params, buffers, strict=True):  # sgd made them on the first step
+                self._state(param)["momentum"] = buffer
+            return
+        states = [self._adam_state(p) for p in params]
+        adam(
+            params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [],
+            [s["step"] for s in states], foreach=None, capturable=False, differentiable=False, fused=None,
+            grad_scale=None, found_inf=None, has_complex=any(torch.is_complex(p) for p in params),
+            decoupled_weight_decay=self.kind == "adamw", amsgrad=False, beta1=BETAS[0], beta2=BETAS[1], lr=self.lr,
+            weight_decay=self.weight_decay, eps=EPS, maximize=False,
+        )  # fmt: skip
+
+    def _state(self, param: torch.Tensor) -> dict[str, torch.Tensor | None]:
+        return self.state.setdefault(id(param), {})
+
+    def _adam_state(self, param: torch.Tensor) -> dict[str, torch.Tensor | None]:
+        state = self._state(param)
+        if not state:  # as torch.optim.Adam's _init_group: the step count on the CPU, moments like the parameter
+            scalar = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+            state["step"] = torch.tensor(0.0, dtype=scalar, device="cpu")
+            state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        return state

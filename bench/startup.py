@@ -9,6 +9,8 @@ What is measured
   style statistics, the CLIP model), and the first step done; and whether `torch._dynamo` was imported (torch.optim's
   classes import it on their first step, 1.3 s here: engine/stepper.py drives torch's update functions instead).
 - Rounds (`--rounds`, default 3) alternate the jobs; the table gives medians. One torch thread (`--threads`).
+- `--against PATH`: another checkout of the engine (e.g. a `git worktree` of an older commit) measured in the same
+  rounds, alternating with this one, for before/after figures side by side.
 - Target (issue 16): process start to first step <= 2 s for the style job on this 2-core CPU.
 
 Run: `.venv/bin/python bench/startup.py [--rounds 3] [--threads 1]`
@@ -82,36 +84,25 @@ def jobs(folder: Path) -> dict[str, Path]:
     return paths
 
 
-def measure(path: Path, threads: int) -> list[tuple[str, float]]:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO)}
+def measure(path: Path, threads: int, repo: Path = REPO) -> list[tuple[str, float]]:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(repo)}
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(path), str(threads)], cwd=REPO, env=env, capture_output=True, text=True
+        [sys.executable, "-c", CHILD, str(path), str(threads)], cwd=repo, env=env, capture_output=True, text=True
     )
     if proc.returncode != 0:
         raise SystemExit(f"the child failed:\n{proc.stderr}")
     return [tuple(mark) for mark in json.loads(proc.stdout.strip().splitlines()[-1])]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    runs: dict[str, list[list[tuple[str, float]]]] = {"style": [], "clip": []}
-    with tempfile.TemporaryDirectory(prefix="regia-startup-") as tmp:
-        paths = jobs(Path(tmp))
-        for round_ in range(args.rounds):
-            for name in ["style", "clip"] if round_ % 2 == 0 else ["clip", "style"]:
-                runs[name].append(measure(paths[name], args.threads))
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"# Engine start-up, {args.rounds} rounds, {os.cpu_count()} cores, {args.threads} thread(s), load {load}")
-    print()
-    print("| stage | style job: ends at (s) | takes (s) | clip job: ends at (s) | takes (s) |")
-    print("|---|---:|---:|---:|---:|")
+def table(title: str, runs: dict[str, list[list[tuple[str, float]]]]) -> None:
     dynamo = {name: any(run[-1][1] for run in runs[name]) for name in runs}
     runs = {name: [run[:-1] for run in runs[name]] for name in runs}  # the flag is not a stage
     stages = [label for label, _ in runs["style"][0]]
     medians = {name: [statistics.median(run[i][1] for run in runs[name]) for i in range(len(stages))] for name in runs}
+    print(f"## {title}")
+    print()
+    print("| stage | style job: ends at (s) | takes (s) | clip job: ends at (s) | takes (s) |")
+    print("|---|---:|---:|---:|---:|")
     for i, label in enumerate(stages):
         cells = []
         for name in ("style", "clip"):
@@ -119,10 +110,32 @@ def main() -> None:
             took = at - medians[name][i - 1] if i else at
             cells += [f"{at:.2f}", f"{took:.2f}"]
         print(f"| {label} | " + " | ".join(cells) + " |")
-    style_first = medians["style"][-1]
     print()
     print(f"torch._dynamo imported: style job {dynamo['style']}, clip job {dynamo['clip']}")
-    print(f"style job, process start to first step: {style_first:.2f} s (target <= {TARGET} s)")
+    print(f"style job, process start to first step: {medians['style'][-1]:.2f} s (target <= {TARGET} s)")
+    print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--against", type=Path, help="another checkout of the engine, measured in the same rounds")
+    args = parser.parse_args()
+    repos = {"this checkout": REPO} | ({f"{args.against}": args.against.resolve()} if args.against else {})
+    runs = {repo: {"style": [], "clip": []} for repo in repos}
+    with tempfile.TemporaryDirectory(prefix="regia-startup-") as tmp:
+        paths = jobs(Path(tmp))
+        for round_ in range(args.rounds):
+            order = list(repos) if round_ % 2 == 0 else list(reversed(repos))
+            for repo in order:
+                for name in ["style", "clip"] if round_ % 2 == 0 else ["clip", "style"]:
+                    runs[repo][name].append(measure(paths[name], args.threads, repos[repo]))
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"# Engine start-up, {args.rounds} rounds, {os.cpu_count()} cores, {args.threads} thread(s), load {load}")
+    print()
+    for repo in repos:
+        table(repo, runs[repo])
 
 
 if __name__ == "__main__":

@@ -134,14 +134,21 @@ def cmd_storyboard(args: argparse.Namespace) -> int:
     return _render_storyboard(path, Path(args.out), args)
 
 
-def _ray_runner(args: argparse.Namespace, source: Any, device: torch.device) -> Any:
-    """The shots on Ray actors (--ray): one aggregated progress bar for all of them."""
+def _ray_runner(args: argparse.Namespace, source: Any) -> tuple[Any, torch.device]:
+    """The shots on Ray actors (--ray), with one aggregated progress bar for all of them; and the actors' device
+    (--device auto: the cluster's GPUs when it has any, not this machine's)."""
+    import torch
     from tqdm import tqdm
 
-    from .cluster.pool import PoolSettings
+    from .cluster.pool import PoolSettings, connect
     from .cluster.storyboard import ray_runner
+    from .device import pick_device
 
     address = None if args.ray == LOCAL_RAY else args.ray
+    if args.device == "auto":
+        device = torch.device("cuda" if connect(address).cluster_resources().get("GPU", 0) > 0 else "cpu")
+    else:
+        device = pick_device(args.device)
     settings = PoolSettings(actors=args.actors, device=device.type, threads=args.threads or 1)
     bar: list[tqdm] = []
 
@@ -157,7 +164,7 @@ def _ray_runner(args: argparse.Namespace, source: Any, device: torch.device) -> 
         if not args.quiet:
             print(f"{len(actors)} Ray actors ready ({actors[0]['device']}, {actors[0]['threads']} threads each)")
 
-    return ray_runner(source, address, settings, on_progress=on_progress, on_ready=on_ready)
+    return ray_runner(source, address, settings, on_progress=on_progress, on_ready=on_ready), device
 
 
 def _render_storyboard(path: Path, out: Path, args: argparse.Namespace) -> int:
@@ -168,9 +175,9 @@ def _render_storyboard(path: Path, out: Path, args: argparse.Namespace) -> int:
     from .storyboard import load_storyboard_file, render_storyboard
 
     board = load_storyboard_file(path)
-    device, only, quiet = pick_device(args.device), args.only, args.quiet
+    only, quiet = args.only, args.quiet
     source = FolderSource(path.parent)
-    runner = _ray_runner(args, source, device) if args.ray is not None else None
+    runner, device = _ray_runner(args, source) if args.ray is not None else (None, pick_device(args.device))
     bars: list[tqdm] = []
 
     def progress_for(index: int, shot: Shot) -> Callable[[Progress], None] | None:

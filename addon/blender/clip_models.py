@@ -14,6 +14,7 @@ from ..model_fetch import FetchTask, downloadable
 from . import connection
 from .install_engine import online
 from .paths import EXTENSION_ROOT
+from .redraw import redraw
 
 POLL_SECONDS = 0.5
 NONE = "NONE"
@@ -36,10 +37,7 @@ def poll_fetches() -> float | None:
             task.reported = True
             if task.state == "DONE":
                 connection.refresh_health()
-    for window in bpy.context.window_manager.windows if bpy.context.window_manager else ():
-        for area in window.screen.areas:
-            if area.type == "PREFERENCES":
-                area.tag_redraw()
+    redraw(("PREFERENCES",))
     return POLL_SECONDS if any(task.state == "RUNNING" for task in _fetches.values()) else None
 
 

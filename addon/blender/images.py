@@ -9,6 +9,7 @@ import numpy as np
 
 from ..pixels import from_blender, linear_to_srgb, to_blender
 from .owners import HELPER_KEY, TARGET_KEY
+from .redraw import redraw
 
 # Colour spaces whose pixels Blender stores as display values already; anything else is linear.
 _DISPLAY_SPACES = {"sRGB", "Non-Color", "Filmic sRGB", "AgX Base sRGB"}
@@ -87,11 +88,7 @@ def show_in_editors(image: bpy.types.Image, replacing: set[str] | None = None) -
 
 
 def redraw_image_editors() -> None:
-    wm = bpy.context.window_manager
-    for window in wm.windows if wm else ():
-        for area in window.screen.areas:
-            if area.type == "IMAGE_EDITOR":
-                area.tag_redraw()
+    redraw(("IMAGE_EDITOR",))
 
 
 def open_for_painting(context: bpy.types.Context, image: bpy.types.Image) -> None:

@@ -38,6 +38,7 @@ from ..install_plan import (
     torch_choice,
 )
 from .paths import EXTENSION_PACKAGE, user_dir
+from .redraw import redraw
 
 # A package index that replaces PyPI (a studio's mirror), and one for PyTorch: for studios, and for tests.
 INDEX_ENV = "REGIA_INDEX_URL"
@@ -192,8 +193,4 @@ def shutdown() -> None:
 
 
 def _redraw() -> None:
-    wm = bpy.context.window_manager
-    for window in wm.windows if wm else ():
-        for area in window.screen.areas:
-            if area.type in ("PREFERENCES", "IMAGE_EDITOR", "SEQUENCE_EDITOR"):
-                area.tag_redraw()
+    redraw(("PREFERENCES", "IMAGE_EDITOR", "SEQUENCE_EDITOR"))

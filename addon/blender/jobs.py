@@ -20,11 +20,13 @@ from .. import job_session as js
 from ..engine_client import EngineError
 from ..job_tracker import POLL_INTERVAL, Cancelling, Job, Sending, Tracker, Waiting
 from . import connection
+from .redraw import redraw
 
 FINAL_STATES = ("DONE", "FAILED", "CANCELLED", "INTERRUPTED")
 # Words in an engine error that mean weights are missing rather than the job being wrong.
 _MODEL_WORDS = ("weights", "checkpoint", "pretrained", "model")
-_REDRAWN = ("IMAGE_EDITOR", "SEQUENCE_EDITOR", "PROPERTIES")
+# Where jobs show: the image editor, the storyboard, preferences and material properties, a texture in the 3D Viewport.
+_REDRAWN = ("IMAGE_EDITOR", "SEQUENCE_EDITOR", "PROPERTIES", "VIEW_3D")
 
 
 class _Connection:
@@ -63,11 +65,7 @@ def shutdown() -> None:
 
 
 def _redraw() -> None:
-    wm = bpy.context.window_manager
-    for window in wm.windows if wm else ():
-        for area in window.screen.areas:
-            if area.type in _REDRAWN:
-                area.tag_redraw()
+    redraw(_REDRAWN)
 
 
 def report(message: str, level: str = "INFO") -> None:

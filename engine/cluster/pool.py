@@ -143,11 +143,16 @@ class EnginePool:
         return list(queue) if self._cancelled.is_set() else []
 
     def _report_progress(self, running: dict[Any, tuple[Any, Task]]) -> None:
-        asks = [(task, actor.progress.remote()) for actor, task in running.values() if task.on_progress is not None]
-        for task, ref in asks:
+        """Ask every running actor at once and wait one poll for all of them together (not one after another,
+        which would hold the dispatch loop while a restarting actor keeps its answer)."""
+        asks = {actor.progress.remote(): task for actor, task in running.values() if task.on_progress is not None}
+        if not asks:
+            return
+        answered, _ = self.ray.wait(list(asks), num_returns=len(asks), timeout=POLL_SECONDS)
+        for ref in answered:
             try:
-                task.on_progress(self.ray.get(ref, timeout=POLL_SECONDS * 5))
-            except Exception:  # a busy or restarting actor: its progress comes next time
+                asks[ref].on_progress(self.ray.get(ref))
+            except Exception:  # its actor died meanwhile: its progress comes after the restart
                 continue
 
     def shutdown(self) -> None:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 
 def feather_outward(mask: np.ndarray, feather: float, wrap: bool = False) -> np.ndarray:
@@ -21,6 +20,8 @@ def feather_outward(mask: np.ndarray, feather: float, wrap: bool = False) -> np.
     tileable, so a mask at one edge feathers across it into the opposite edge."""
     if feather <= 0:
         return mask
+    from scipy import ndimage  # here, not at the top: scipy.ndimage takes 0.2-0.6 s to import, most jobs never feather
+
     radius = feather / 2.0
     r = int(np.ceil(radius))
     yy, xx = np.mgrid[-r : r + 1, -r : r + 1]

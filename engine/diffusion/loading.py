@@ -26,15 +26,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import AutoencoderKL, UNet2DConditionModel
-from diffusers.loaders import single_file_utils as ldm
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from ..errors import SpecError
+from ..models.library import importing_optional
 from ..models.weights import checkpoint_path
 from . import weights as found
 from .ldm_keys import TEXT_PARTS, TEXT_PREFIXES, UNET, VAE
 from .tokenizers import END, clip_tokenizer, with_pad
+
+with importing_optional():  # diffusers looks for transformers: never while open_clip's import hides it
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from diffusers.loaders import single_file_utils as ldm
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 RANDOM_INIT_SEED = 0  # random weights are the same in every process, so tests and benchmarks repeat
 

@@ -45,9 +45,9 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 def bpe_source() -> Path:
     """open_clip's bundled BPE merges (the same file every CLIP tokenizer was built from)."""
-    import open_clip.tokenizer
+    from ..models.library import open_clip
 
-    return Path(open_clip.tokenizer.default_bpe())
+    return Path(open_clip().tokenizer.default_bpe())
 
 
 def bpe_tables() -> tuple[dict[str, int], list[str]]:
@@ -105,7 +105,10 @@ def bpe_files(cache: Path | None = None) -> Path:
 
 def clip_tokenizer(pad_token: str, cache: Path | None = None):
     """A CLIPTokenizer on the cached BPE files: 77 tokens, padded with `pad_token` (END or "!")."""
-    from transformers import CLIPTokenizer
+    from ..models.library import importing_optional
+
+    with importing_optional():  # never while open_clip's import hides transformers
+        from transformers import CLIPTokenizer
 
     if pad_token not in (END, "!"):
         raise ValueError(f"a CLIP tokenizer pads with {END!r} or '!', not {pad_token!r}")

@@ -15,15 +15,17 @@ import urllib.request
 from pathlib import Path
 from typing import Literal
 
-import open_clip
 from huggingface_hub import constants as hf_constants
 from huggingface_hub import try_to_load_from_cache
 from huggingface_hub.file_download import repo_folder_name
-from open_clip import pretrained as oc_pretrained
-from open_clip.factory import get_model_config
 
 from ..errors import SpecError
 from ..process import offline
+from .library import open_clip as _open_clip
+
+open_clip = _open_clip()
+oc_pretrained = open_clip.pretrained
+get_model_config = open_clip.factory.get_model_config
 
 RANDOM = "random"
 TINY_MODEL = "regia-tiny"  # engine/model_configs/regia-tiny.json: for tests and benchmarks, with random weights

@@ -27,6 +27,7 @@ from engine.device import describe
 from engine.job import PreparedJob
 from engine.optimize import run
 from engine.progress import Progress
+from engine.step_capture import STEADY_FROM
 
 K = TypeVar("K", bound=Hashable)
 StepSeconds = tuple[list[float], list[float]]  # (wall, cpu) seconds per step of one run
@@ -69,16 +70,19 @@ class StepClock:
         return list(np.diff(self.wall)), list(np.diff(self.cpu))
 
 
-def step_times(job: PreparedJob) -> StepSeconds:
+def step_times(job: PreparedJob, capture: str = "off") -> StepSeconds:
     """(wall, cpu) seconds per step of one engine run, stamped by the progress callback that the loop calls
-    after every step; the first (warm-up) step is dropped."""
+    after every step; the first (warm-up) step is dropped, and with `capture` (engine/step_capture.py) every step
+    before the steady state (warm-up, capture, compile)."""
     clock = StepClock(job.device)
 
     def on_progress(progress: Progress) -> None:
         clock.stamp()  # on CUDA the loop already waits for the losses every step below 20 steps; make it certain
 
-    run(job, on_progress=on_progress)
-    return clock.steps()
+    run(job, on_progress=on_progress, capture=capture)
+    wall, cpu = clock.steps()
+    skip = STEADY_FROM[capture] - 1
+    return wall[skip:], cpu[skip:]
 
 
 def time_round_robin(runners: dict[K, Callable[[], StepSeconds]], rounds: int) -> dict[K, Timings]:

@@ -31,13 +31,18 @@ What is measured
 - On CUDA also: iterations per second of the reference and of (a), fp32 against bf16 autocast. The engine
   autocasts the CLIP forward to bf16 on CUDA (`engine.guides.clip._autocast`); its fp32 rows swap that function
   for a no-op while they run, so the engine itself needs no switch.
+- Step capture: `--capture off graph compile` adds (a) and (b) in each further mode (engine/step_capture.py),
+  side by side in the same rounds, each compared with the same configuration eager ("off"); captured runs add
+  their steps before the steady state (warm-up, capture, compile) and drop them, and a table gives every mode's
+  iterations per second. Issue 16's target: (a) >= 150 it/s at 512², 32 cutouts, bf16 on an H100/H200
+  (`--device cuda --capture off graph compile --no-memory`). graph falls back to eager off CUDA.
 - `--profile` adds where a step's time goes, per configuration: render and the rest before the cutouts, cutouts
   (planning, crop, augmentation), CLIP forward, loss, CLIP backward (down to the cutout pixels), cutouts backward
   (down to the image), and the rest (generator backward, Adam, bookkeeping). The engine's phases are stamped by
   wrapping its ClipBank's sampler and encoder and by gradient hooks, so its step is the real one.
 
 Run: `.venv/bin/python bench/clip_step.py [--rounds 3] [--steps 3] [--size 512] [--cutouts 32] [--threads N]
-[--device auto] [--profile]`
+[--device auto] [--profile] [--capture off graph compile]`
 """
 
 from __future__ import annotations
@@ -83,6 +88,7 @@ from engine.optimize import run
 from engine.process import tune_allocator
 from engine.refs import FolderSource
 from engine.spec import validate_spec
+from engine.step_capture import STEADY_FROM
 
 MODEL = "ViT-B-32"
 PROMPTS = (
@@ -187,6 +193,7 @@ class Config:
     regions: int = 1  # engine: 1 is a top-level text guide over the whole canvas, more are vertical strips
     augment: bool = True
     precision: str = "auto"  # "auto": the engine's own choice (bf16 autocast on CUDA, fp32 elsewhere); "fp32"
+    capture: str = "off"  # engine: how its steps run (engine/step_capture.py)
 
     @property
     def label(self) -> str:
@@ -198,6 +205,7 @@ class Config:
             )
             name = f"{letter}engine, {self.regions} region{'s' if self.regions > 1 else ''}"
         name += "" if self.augment else ", no aug"
+        name += "" if self.capture == "off" else f", {self.capture}"
         return name + (", fp32" if self.precision == "fp32" else "")
 
 
@@ -207,10 +215,12 @@ REFERENCE_NO_AUG = Config("reference", augment=False)
 ONE_REGION_NO_AUG = Config("engine", 1, augment=False)
 
 
-def all_configs(regions: int, device: torch.device) -> list[Config]:
+def all_configs(regions: int, device: torch.device, captures: tuple[str, ...] = ("off",)) -> list[Config]:
     configs = [REFERENCE, ONE_REGION, Config("engine", regions), REFERENCE_NO_AUG, ONE_REGION_NO_AUG]
     if device.type == "cuda":
         configs += [Config("reference", precision="fp32"), Config("engine", 1, precision="fp32")]
+    for capture in (c for c in captures if c != "off"):
+        configs += [Config("engine", 1, capture=capture), Config("engine", regions, capture=capture)]
     return configs
 
 
@@ -218,6 +228,8 @@ def baseline_of(config: Config) -> Config | None:
     """What each configuration is compared with: (a) with the reference, (b) with (a), and so on."""
     if config.kind == "reference":
         return None
+    if config.capture != "off":  # a captured step against the same step eager
+        return Config("engine", config.regions, config.augment, config.precision)
     if config.regions > 1:
         return Config("engine", 1, config.augment, config.precision)
     return Config("reference", augment=config.augment, precision=config.precision)
@@ -312,7 +324,7 @@ def reference_steps(reference: Reference, steps: int) -> StepSeconds:
 
 def engine_steps(job: PreparedJob, config: Config) -> StepSeconds:
     with engine_precision(config):
-        return step_times(job)
+        return step_times(job, config.capture)
 
 
 def runners(configs: list[Config], setup: Setup, steps: int) -> dict[Config, Callable[[], StepSeconds]]:
@@ -322,7 +334,8 @@ def runners(configs: list[Config], setup: Setup, steps: int) -> dict[Config, Cal
         if config.kind == "reference":
             out[config] = partial(reference_steps, setup.reference(config), steps + 1)
         else:
-            out[config] = partial(engine_steps, setup.engine_job(config, steps + 1), config)
+            job = setup.engine_job(config, steps + STEADY_FROM[config.capture])
+            out[config] = partial(engine_steps, job, config)
     return out
 
 
@@ -541,6 +554,18 @@ def precision_table(samples: dict[Config, Timings]) -> str:
     return "\n".join(lines)
 
 
+def capture_table(samples: dict[Config, Timings], captures: tuple[str, ...]) -> str:
+    """Iterations per second of the engine's configurations in each capture mode, and the speed-up over off."""
+    engine = [c for c in samples if c.kind == "engine" and c.capture == "off" and c.precision == "auto" and c.augment]
+    head = " | ".join(f"{capture} it/s" for capture in captures)
+    lines = [f"| config | {head} | best speed-up |", "|---|" + "---:|" * (len(captures) + 1)]
+    for config in engine:
+        rates = [1000.0 / samples[Config("engine", config.regions, capture=c)].median_ms("wall") for c in captures]
+        cells = " | ".join(f"{rate:.1f}" for rate in rates)
+        lines.append(f"| {config.label} | {cells} | {max(rates) / rates[0]:.2f}x |")
+    return "\n".join(lines)
+
+
 def profile_table(profiles: dict[Config, dict[str, float]]) -> str:
     lines = [
         "| config | " + " | ".join(PHASES) + " | sum |",
@@ -567,6 +592,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--memory-steps", type=int, default=1, help="steps per memory measurement")
     parser.add_argument("--no-memory", action="store_true", help="skip the per-configuration memory runs")
     parser.add_argument("--profile", action="store_true", help="also break each configuration's step into phases")
+    parser.add_argument(
+        "--capture", nargs="+", default=["off"], choices=["off", "graph", "compile"],
+        help="step capture modes of the engine's (a) and (b), measured side by side (default off)",
+    )  # fmt: skip
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: JSON Config, measure memory only
     parser.add_argument("--assets", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -602,19 +631,24 @@ def main(argv: list[str] | None = None) -> None:
             f"memory: {args.memory_steps} step(s) per measurement\n",
             flush=True,
         )
-        configs = all_configs(args.regions, device)
+        captures = tuple(dict.fromkeys(["off", *args.capture]))  # off always: the captured modes' yardstick
+        configs = all_configs(args.regions, device, captures)
         samples = time_round_robin(runners(configs, setup, args.steps), args.rounds)
         memory: dict[Config, float] = {}
+        eager = [config for config in configs if config.capture == "off"]  # memory and profiles: eager steps
         if not args.no_memory:
-            for config in configs:
+            for config in eager:
                 memory[config] = peak_memory(config, setup, args)
-        profiles = profile(configs, setup, args.steps) if args.profile else {}
+        profiles = profile(eager, setup, args.steps) if args.profile else {}
     print(table(samples, memory, args.regions, device))
     print()
     print("\n".join(target_lines(samples, args.regions, device)))
     if device.type == "cuda":
         print()
         print(precision_table(samples))
+    if len(captures) > 1:
+        print("\nstep capture (iterations per second; graph is eager off CUDA):\n")
+        print(capture_table(samples, captures))
     if profiles:
         print("\nwhere a step's time goes (median ms per phase):\n")
         print(profile_table(profiles))

@@ -24,13 +24,19 @@ What is measured
   shared CPU whose other processes keep the cores busy, multi-threaded steps wait on each other
   at every barrier and can run tens of times slower; the machine line prints the load average,
   and `--threads 1` gives stable figures there.
+- Step capture: `--capture off graph compile` runs every configuration in each mode (engine/step_capture.py),
+  side by side in the same rounds; ratios compare a configuration with "1 style" in the same mode, and the
+  "vs off" column a mode with off in the same configuration. A captured run adds its steps before the steady state
+  (graph's warm-up and capture, compile's compile) and drops them. graph falls back to eager off CUDA. Issue 16's
+  target on a GPU: 3 regions at 1024² <= 1.15x one style (`--sizes 1024 --capture off graph`).
 - Peak memory: each configuration is prepared and run again (after a warm-up run of the same
   configuration on a tiny canvas). On CPU this happens in a child process of its own, and the
   figure is the growth of the peak RSS (VmHWM, reset through /proc/self/clear_refs; ru_maxrss
   elsewhere) over the idle engine process, preparing the job included. On CUDA it happens in
   this process and the figure is torch.cuda.max_memory_allocated above what was allocated before.
 
-Run: `.venv/bin/python bench/step_time.py [--sizes 256 512] [--steps 3] [--rounds 3] [--device auto]`
+Run: `.venv/bin/python bench/step_time.py [--sizes 256 512] [--steps 3] [--rounds 3] [--device auto]
+[--capture off graph compile]`
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ from engine.optimize import run
 from engine.process import tune_allocator
 from engine.refs import FolderSource
 from engine.spec import validate_spec
+from engine.step_capture import STEADY_FROM
 
 GENERATORS = ("pixels", "fourier")
 CONFIGS = ("1 style", "3 regions", "tv only")
@@ -82,10 +89,11 @@ class Case:
     size: int
     generator: str
     config: str
+    capture: str = "off"
 
     @property
     def label(self) -> str:
-        return f"{self.size} {self.generator} {self.config}"
+        return f"{self.size} {self.generator} {self.config} {self.capture}"
 
 
 # ---- assets and specs ---------------------------------------------------------------------
@@ -146,15 +154,25 @@ def prepare(case: Case, assets: Path, steps: int, device: torch.device) -> Prepa
     return prepare_job(validate_spec(build_spec(case, steps)), FolderSource(assets), device)
 
 
-def all_cases(sizes: list[int]) -> list[Case]:
-    return [Case(size, gen, config) for size in sizes for gen in GENERATORS for config in CONFIGS]
+def all_cases(sizes: list[int], captures: list[str]) -> list[Case]:
+    return [
+        Case(size, gen, config, capture)
+        for size in sizes
+        for gen in GENERATORS
+        for config in CONFIGS
+        for capture in captures
+    ]
 
 
 # ---- timing -------------------------------------------------------------------------------
 
 
 def baseline_of(case: Case) -> Case:
-    return Case(case.size, case.generator, BASELINE)
+    return Case(case.size, case.generator, BASELINE, case.capture)
+
+
+def eager_of(case: Case) -> Case:
+    return Case(case.size, case.generator, case.config, "off")
 
 
 def ratio(samples: dict[Case, Timings], case: Case, kind: str = "wall") -> float:
@@ -204,12 +222,15 @@ def table(samples: dict[Case, Timings], memory: dict[Case, float], device: torch
     memory_label = "peak MB (RSS growth)" if on_cpu else f"peak MB ({device.type} allocated)"
     cpu_head, cpu_rule = (" CPU ms/step | CPU ratio |", "---:|---:|") if on_cpu else ("", "")
     lines = [
-        f"| size | generator | config | median step ms | ratio vs {BASELINE} |{cpu_head} {memory_label} |",
-        f"|---:|---|---|---:|---:|{cpu_rule}---:|",
+        f"| size | generator | config | capture | median step ms | vs off | ratio vs {BASELINE} |{cpu_head} "
+        f"{memory_label} |",
+        f"|---:|---|---|---|---:|---:|---:|{cpu_rule}---:|",
     ]
     for case, timings in samples.items():
-        row = f"| {case.size} | {case.generator} | {case.config} | {timings.median_ms('wall'):.1f} | "
-        row += f"{ratio(samples, case):.2f} |"
+        eager = samples.get(eager_of(case))
+        vs_off = f"{timings.median_ms('wall') / eager.median_ms('wall'):.2f}" if eager else "-"
+        row = f"| {case.size} | {case.generator} | {case.config} | {case.capture} | {timings.median_ms('wall'):.1f} | "
+        row += f"{vs_off} | {ratio(samples, case):.2f} |"
         if on_cpu:
             row += f" {timings.median_ms('cpu'):.1f} | {ratio(samples, case, 'cpu'):.2f} |"
         row += f" {memory[case]:.0f} |" if case in memory else " - |"
@@ -226,7 +247,9 @@ def target_lines(samples: dict[Case, Timings], sizes: list[int], device: torch.d
             continue
         worst[case.size] = max(worst.get(case.size, 0.0), ratio(samples, case))
         per_round = ", ".join(f"{r:.2f}" for r in round_ratios(samples, case))
-        detail = f"  {case.size} {case.generator}: wall {ratio(samples, case):.2f} (per round: {per_round})"
+        detail = (
+            f"  {case.size} {case.generator} {case.capture}: wall {ratio(samples, case):.2f} (per round: {per_round})"
+        )
         if device.type == "cpu":
             detail += f"; CPU time {ratio(samples, case, 'cpu'):.2f}"
         details.append(detail)
@@ -246,6 +269,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="round-robin rounds over all configurations")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    parser.add_argument(
+        "--capture", nargs="+", default=["off"], choices=["off", "graph", "compile"],
+        help="step capture modes, measured side by side (default off)",
+    )  # fmt: skip
     parser.add_argument("--memory-steps", type=int, default=2, help="steps per memory child (after warm-up)")
     parser.add_argument("--no-memory", action="store_true", help="skip the per-configuration memory children")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: JSON Case, measure memory only
@@ -280,13 +307,14 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="regia-bench-") as tmp:
         assets = Path(tmp)
         write_assets(assets, [WARM_UP_SIZE, *args.sizes])
-        cases = all_cases(args.sizes)
-        jobs = {case: prepare(case, assets, args.steps + 1, device) for case in cases}
-        samples = time_round_robin({case: partial(step_times, job) for case, job in jobs.items()}, args.rounds)
+        cases = all_cases(args.sizes, args.capture)
+        jobs = {case: prepare(case, assets, args.steps + STEADY_FROM[case.capture], device) for case in cases}
+        runners = {case: partial(step_times, job, case.capture) for case, job in jobs.items()}
+        samples = time_round_robin(runners, args.rounds)
         del jobs
         memory: dict[Case, float] = {}
         if not args.no_memory:
-            for case in cases:
+            for case in (case for case in cases if case.capture == "off"):  # memory is measured eager
                 memory[case] = peak_memory(case, assets, args, device)
     print(table(samples, memory, device))
     print()

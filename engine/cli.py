@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .capture_option import RAY_NOTE, add_capture, check_capture
 from .cli_segment import add_segment_command
 from .cli_serve import add_serve_command
 from .errors import JobCancelled, RegiaError, SpecError, SpecErrors
@@ -35,8 +36,10 @@ def _losses_summary(losses: dict[str, float], limit: int = 4) -> str:
     return " ".join(f"{k}={v:.3f}" for k, v in top)
 
 
-def run_spec_file(spec_path: Path, out_dir: Path, device_name: str = "auto", quiet: bool = False) -> Result:
-    """Validate, prepare and run one spec file, writing everything into out_dir."""
+def run_spec_file(
+    spec_path: Path, out_dir: Path, device_name: str = "auto", quiet: bool = False, capture: str = "off"
+) -> Result:
+    """Validate, prepare and run one spec file, writing everything into out_dir; `capture`: see --capture."""
     from tqdm import tqdm  # imported here so that `serve` can report missing packages before any import fails
 
     from .device import pick_device
@@ -66,7 +69,7 @@ def run_spec_file(spec_path: Path, out_dir: Path, device_name: str = "auto", qui
             folder.write_preview(progress.step, progress.preview)
 
     try:
-        result = execute(spec, source, device, on_progress, CancelToken(), on_prepared)
+        result = execute(spec, source, device, on_progress, CancelToken(), on_prepared, capture)
     finally:
         bar.close()
     folder.write_result(result.image)
@@ -83,7 +86,7 @@ def _print_error(exc: BaseException) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    result = run_spec_file(Path(args.spec), Path(args.out), args.device, args.quiet)
+    result = run_spec_file(Path(args.spec), Path(args.out), args.device, args.quiet, args.capture)
     print(f"wrote {Path(args.out) / 'result.png'} in {result.elapsed:.1f}s")
     return EXIT_OK
 
@@ -131,6 +134,11 @@ def cmd_storyboard(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.actors < 0:
         raise SpecErrors([SpecError("--actors", "must be 0 or more", args.actors, "0 (one per GPU or CPU slot) or N")])
+    from .step_capture import set_default_mode
+
+    set_default_mode(args.capture)  # the shots run through execute here, one after another
+    if args.ray is not None and args.capture != "off":
+        print(RAY_NOTE, file=sys.stderr)
     return _render_storyboard(path, Path(args.out), args)
 
 
@@ -228,7 +236,10 @@ def cmd_fetch_models(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(Path(args.out), size=args.size, steps=args.steps, device_name=args.device, quiet=args.quiet)
+    run_demo(
+        Path(args.out), size=args.size, steps=args.steps, device_name=args.device, quiet=args.quiet,
+        capture=args.capture,
+    )  # fmt: skip
     return EXIT_OK
 
 
@@ -252,6 +263,7 @@ def _add_job_commands(sub: argparse._SubParsersAction) -> None:
     run_p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     run_p.add_argument("--quiet", action="store_true", help="no progress bar")
     run_p.add_argument("--offline", action="store_true", help=OFFLINE_HELP)
+    add_capture(run_p)
     add_threads(run_p)
     run_p.set_defaults(func=cmd_run)
 
@@ -269,6 +281,7 @@ def _add_job_commands(sub: argparse._SubParsersAction) -> None:
     demo_p.add_argument("--steps", type=int, default=150)
     demo_p.add_argument("--device", default="auto")
     demo_p.add_argument("--quiet", action="store_true")
+    add_capture(demo_p)
     add_threads(demo_p)
     demo_p.set_defaults(func=cmd_demo)
 
@@ -293,6 +306,7 @@ def _add_storyboard_and_model_commands(sub: argparse._SubParsersAction) -> None:
         "--actors", type=int, default=0,
         help="how many Ray actors (default: one per GPU, or one per --threads CPUs of the cluster)",
     )  # fmt: skip
+    add_capture(board_p)
     add_threads(board_p)
     board_p.set_defaults(func=cmd_storyboard)
 
@@ -322,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         go_offline()
     tune_allocator()
     try:
+        if hasattr(args, "capture"):
+            check_capture(args.capture)
         if getattr(args, "threads", None) is not None and args.threads < 1:
             raise SpecErrors([SpecError("--threads", "must be at least 1", args.threads)])
         if hasattr(args, "threads") and args.command != "serve":  # serve sets them once its options are checked

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from .capture_option import RAY_NOTE, add_capture
 from .errors import SpecError
 
 EXIT_USAGE = 2
@@ -73,7 +74,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from .server.config import ServerConfig  # fastapi, uvicorn and torch load only for `serve`
     from .server.serve import serve
+    from .step_capture import set_default_mode
 
+    set_default_mode(args.capture)  # the worker threads run jobs through execute with the process's default
+    if args.ray is not None and args.capture != "off":
+        print(RAY_NOTE, file=sys.stderr)
     return serve(
         ServerConfig(
             data_dir=Path(args.data_dir),
@@ -169,6 +174,7 @@ def add_serve_command(sub: argparse._SubParsersAction, add_threads: Callable[[ar
         help="let jobs download CLIP weights that are not in the cache (off by default: use fetch-models)",
     )
     _cluster_options(serve_p)
+    add_capture(serve_p)
     add_threads(serve_p)
     serve_p.set_defaults(func=cmd_serve)
 

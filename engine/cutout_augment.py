@@ -22,12 +22,19 @@ LUMA = (0.299, 0.587, 0.114)
 class AugmentParams:
     """Per-cutout augmentation parameters. warp: (N, 3, 3) where each output point samples the input, in
     grid_sample coordinates; colour: (N, 3, 3) colour matrix; strength: (N, 1, 1, 1) noise scale; seed: the
-    noise's."""
+    noise's; noise: that noise already drawn (augment_noise), else apply draws it."""
 
     warp: torch.Tensor
     colour: torch.Tensor
     strength: torch.Tensor
-    seed: int
+    seed: int | None
+    noise: torch.Tensor | None = None
+
+
+def augment_noise(out: torch.Tensor, seed: int) -> torch.Tensor:
+    """`out` filled with the standard normal noise of `seed`, drawn on its device: the same bytes as
+    torch.randn(out.shape, generator=<seeded>), which is empty(...).normal_(generator)."""
+    return out.normal_(generator=torch.Generator(device=out.device).manual_seed(seed))
 
 
 def _wrapped(pixels: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,8 +105,11 @@ class CutoutAugment:
         pixels = F.grid_sample(pixels, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
         pixels = torch.einsum("nij,njhw->nihw", colour, pixels)
         # The noise is drawn on the device: drawing it on the host and copying would cost more than the rest.
-        noise_rng = torch.Generator(device=device).manual_seed(params.seed)
-        return pixels + strength * torch.randn(pixels.shape, generator=noise_rng, device=device, dtype=dtype)
+        noise = params.noise
+        if noise is None:
+            assert params.seed is not None, "augmentations need the noise or its seed"
+            noise = augment_noise(torch.empty(pixels.shape, device=device, dtype=dtype), params.seed)
+        return pixels + strength * noise
 
     def _grid(self, size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """(S, S, 3) homogeneous (x, y, 1) of the pixel centres in grid_sample's [-1, 1] coordinates."""

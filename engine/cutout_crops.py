@@ -97,6 +97,16 @@ class _SeparableRoiAverage(torch.autograd.Function):
         return grad_image, None, None
 
 
+_cpu_average = _SeparableRoiAverage.apply
+
+
+def run_cpu_crops_eagerly() -> None:
+    """For torch.compile (engine/step_capture.py): the CPU crops read the boxes on the host, so traced they would
+    specialise on every step's boxes and recompile each step; untraced, they run eagerly between compiled graphs."""
+    global _cpu_average
+    _cpu_average = torch.compiler.disable(_SeparableRoiAverage.apply)
+
+
 def make_cutouts(image: torch.Tensor, boxes: torch.Tensor, size: int, wrap: bool = False) -> torch.Tensor:
     """(N, 3, size, size) crops of a (1, 3, H, W) image at boxes (N, 4) (y0, x0, y1, x1), ends exclusive,
     each resized by (average + max pooling) / 2; one batched op, differentiable w.r.t. the image. `wrap`: the
@@ -112,7 +122,7 @@ def make_cutouts(image: torch.Tensor, boxes: torch.Tensor, size: int, wrap: bool
     # aligned=True: pixel i spans [i, i + 1), as the boxes do; the adaptive sampling ratio averages
     # every pixel of a bin when shrinking. On the CPU the same average comes from matrix products.
     if image.device.type == "cpu":
-        average = _SeparableRoiAverage.apply(image, boxes, size)
+        average = _cpu_average(image, boxes, size)
     else:
         average = roi_align(image, torch.cat([index, xyxy], 1), size, aligned=True)
     # roi_pool rounds corners to pixels and counts its end as inclusive.

@@ -199,6 +199,25 @@ class CutoutPlanner:
 
 
 @dataclass
+class DrawnCutouts:
+    """One step's random choices on the host: [boxes, region, weights] and, with augmentations, [warp, colour,
+    strength] (see CutoutPlan and AugmentParams); seed: the augmentation noise's (None without augmentations)."""
+
+    tensors: list[torch.Tensor]
+    seed: int | None
+
+
+@dataclass
+class PlannedCutouts:
+    """DrawnCutouts' tensors on the image's device, and the noise's seed, or the noise itself already drawn from
+    it (a captured step refills a buffer: drawing from a seed inside a CUDA graph would repeat the first draw)."""
+
+    tensors: list[torch.Tensor]
+    seed: int | None
+    noise: torch.Tensor | None = None
+
+
+@dataclass
 class Cutouts:
     """One step's cutouts of every region. pixels: (N, 3, S, S); region: (N,) long row of the weights each
     belongs to; weights: (N,) mean mask weight inside each box; boxes: (N, 4) (y0, x0, y1, x1) in pixels.
@@ -249,14 +268,24 @@ class RegionCutouts:
 
     def __call__(self, image: torch.Tensor, guided_weights: torch.Tensor, generator: torch.Generator) -> Cutouts:
         """image (1, 3, H, W); guided_weights (R, 1, H, W); generator: a CPU generator, advanced by the call."""
-        plan = self.planner(guided_weights).sample(generator)
-        params = self.augment.params(plan.region.shape[0], generator) if self.augment is not None else None
+        drawn = self.draw(guided_weights, generator)
         # One host-to-device copy per step for everything planned on the host.
-        small = [plan.boxes, plan.region, plan.weights]
-        if params is not None:
-            small += [params.warp, params.colour, params.strength]
-        boxes, region, weights, *rest = upload(small, image.device)
+        return self.cut(image, PlannedCutouts(upload(drawn.tensors, image.device), drawn.seed))
+
+    def draw(self, guided_weights: torch.Tensor, generator: torch.Generator) -> DrawnCutouts:
+        """One step's random choices, on the host: the boxes, then the augmentations' parameters."""
+        plan = self.planner(guided_weights).sample(generator)
+        tensors = [plan.boxes, plan.region, plan.weights]
+        if self.augment is None:
+            return DrawnCutouts(tensors, None)
+        params = self.augment.params(plan.region.shape[0], generator)
+        return DrawnCutouts([*tensors, params.warp, params.colour, params.strength], params.seed)
+
+    def cut(self, image: torch.Tensor, planned: PlannedCutouts) -> Cutouts:
+        """The cutouts of `image` at a step's drawn choices, already on its device."""
+        boxes, region, weights, *rest = planned.tensors
         pixels = make_cutouts(image, boxes, self.cut_size, self.wrap)
-        if self.augment is not None and params is not None:  # both or neither; the check is for the type checker
-            pixels = self.augment.apply(pixels, AugmentParams(*rest, params.seed))
+        if self.augment is not None:
+            warp, colour, strength = rest
+            pixels = self.augment.apply(pixels, AugmentParams(warp, colour, strength, planned.seed, planned.noise))
         return Cutouts(pixels=pixels, region=region, weights=weights.to(image.dtype), boxes=boxes)

@@ -157,11 +157,13 @@ def write_contact_sheet(spec_path: Path, result_path: Path, out_path: Path) -> N
     save_png(out_path, sheet)
 
 
-def run_demo(out: Path, size: int = 256, steps: int = 150, device_name: str = "auto", quiet: bool = False) -> None:
+def run_demo(
+    out: Path, size: int = 256, steps: int = 150, device_name: str = "auto", quiet: bool = False, capture: str = "off"
+) -> None:
     from .cli import run_spec_file
 
     spec_path = build_demo_job(out / "job", size=size, steps=steps)
-    result = run_spec_file(spec_path, out / "run", device_name, quiet)
+    result = run_spec_file(spec_path, out / "run", device_name, quiet, capture)
     write_contact_sheet(spec_path, out / "run" / "result.png", out / "contact_sheet.png")
     print(f"demo: {steps} steps at {size}x{size} in {result.elapsed:.1f}s")
     print(f"demo: wrote {out / 'run' / 'result.png'} and {out / 'contact_sheet.png'}")

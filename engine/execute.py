@@ -39,12 +39,18 @@ def execute(
     on_progress: Callable[[Progress], None] | None = None,
     cancel: CancelToken | None = None,
     on_prepared: Callable[[PreparedJob], None] | None = None,
+    capture: str | None = None,
 ) -> Result:
     """Prepare `spec` (every image loaded and checked, every guide built) and run it on `device`.
 
     `on_prepared(job)` is called once the job is whole and before its first step (the CLI writes its output folder
-    then, so a job that cannot start leaves nothing behind)."""
+    then, so a job that cannot start leaves nothing behind). `capture`: how the optimiser's steps run (off, graph,
+    compile: engine/step_capture.py; None: the process's default); a machine setting, not the job's. The diffusion
+    sampler has no optimiser step and ignores it."""
     job = prepare_job(spec, source, device)
     if on_prepared is not None:
         on_prepared(job)
-    return runner_for(job)(job, on_progress=on_progress, cancel=cancel)
+    runner = runner_for(job)
+    if capture is not None and GENERATORS[job.spec.generator.kind].runner == "optimise":
+        return runner(job, on_progress=on_progress, cancel=cancel, capture=capture)
+    return runner(job, on_progress=on_progress, cancel=cancel)

@@ -17,6 +17,10 @@ FEATURE_SEED = 20161107
 DEFAULT_WIDTHS = (32, 64, 128, 128)
 JITTER_UNIT = 2 ** (len(DEFAULT_WIDTHS) - 1)  # shifts in multiples of the coarsest stride undo exactly
 
+# A jitter: (dy, dx) pixels on the host, or the same as a (2,) long tensor on the image's device, which a captured
+# step (engine/step_capture.py) reads from a buffer refilled every step, so one graph serves every shift.
+Shift = tuple[int, int] | torch.Tensor
+
 
 class RandomFeatureNet(nn.Module):
     """A small VGG-like stack with frozen random weights; returns one map per scale."""
@@ -117,8 +121,18 @@ def style_distance(
     return total / len(stats)
 
 
+def rolled(tensor: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """torch.roll over the last two dims by a (2,) long tensor: the same bytes (a gather copies, it does not
+    round), without the shift ever reaching the host."""
+    out = tensor
+    for dim, amount in ((-2, shift[0]), (-1, shift[1])):
+        size = tensor.shape[dim]
+        out = out.index_select(dim, (torch.arange(size, device=tensor.device) - amount) % size)
+    return out
+
+
 def jittered_features(
-    net: RandomFeatureNet, image: torch.Tensor, shift: tuple[int, int], circular: bool = False
+    net: RandomFeatureNet, image: torch.Tensor, shift: Shift, circular: bool = False
 ) -> list[torch.Tensor]:
     """Features of the image shifted circularly by `shift` pixels (`circular`: of a tileable canvas).
 
@@ -128,11 +142,15 @@ def jittered_features(
     costs index arithmetic rather than copies of every feature map. Shifts are multiples of
     JITTER_UNIT so that they divide every stride.
     """
+    if isinstance(shift, torch.Tensor):
+        return net(rolled(image, shift), circular)
     return net(torch.roll(image, shift, dims=(-2, -1)) if shift != (0, 0) else image, circular)
 
 
-def shifted(tensor: torch.Tensor, shift: tuple[int, int], stride: int) -> torch.Tensor:
+def shifted(tensor: torch.Tensor, shift: Shift, stride: int) -> torch.Tensor:
     """A map in the unshifted frame, moved into the frame of jittered features at this stride."""
+    if isinstance(shift, torch.Tensor):
+        return rolled(tensor, shift // stride)
     if shift == (0, 0):
         return tensor
     return torch.roll(tensor, (shift[0] // stride, shift[1] // stride), dims=(-2, -1))
@@ -193,9 +211,7 @@ class RegionSupport:
                 sizes += [len(full), len(partial)]
             self.layers.append(_LayerSupport(torch.cat(indices), torch.cat(roots), sizes, totals, shape, stride))
 
-    def stats(
-        self, layer: int, feature: torch.Tensor, shift: tuple[int, int] = (0, 0)
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def stats(self, layer: int, feature: torch.Tensor, shift: Shift = (0, 0)) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean (S, C), Gram (S, C, C)) of a (1, C, H, W) map, jittered by `shift`, per region."""
         support = self.layers[layer]
         if self.dense and support.index is not None:
@@ -228,8 +244,11 @@ class _LayerSupport:
         if index is not None:
             self.ys, self.xs = index // self.width, index % self.width
 
-    def shifted_index(self, shift: tuple[int, int]) -> torch.Tensor:
-        if shift == (0, 0):
+    def shifted_index(self, shift: Shift) -> torch.Tensor:
+        if isinstance(shift, torch.Tensor):
+            dy, dx = shift // self.stride
+        elif shift == (0, 0):
             return self.index
-        dy, dx = shift[0] // self.stride, shift[1] // self.stride
+        else:
+            dy, dx = shift[0] // self.stride, shift[1] // self.stride
         return ((self.ys + dy) % self.height) * self.width + (self.xs + dx) % self.width

@@ -4,9 +4,15 @@ every guide kind, summed. The optimiser calls it on its render; a sampler would 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from .job import PreparedJob
+
+if TYPE_CHECKING:
+    from .cutouts import PlannedCutouts
+    from .features import Shift
 
 
 class GuideLosses:
@@ -30,13 +36,19 @@ class GuideLosses:
     def __bool__(self) -> bool:
         return bool(self.keys)
 
-    def raw(self, image: torch.Tensor, shift: tuple[int, int] = (0, 0)) -> torch.Tensor:
-        """Every term's unweighted loss on `image` (composited as the job's render is), shape (T,)."""
-        ctx = self.job.context(image, shift)
+    def raw(
+        self, image: torch.Tensor, shift: Shift = (0, 0), planned_cutouts: PlannedCutouts | None = None
+    ) -> torch.Tensor:
+        """Every term's unweighted loss on `image` (composited as the job's render is), shape (T,). A captured
+        step passes its jitter as a tensor and its cutouts drawn beforehand (engine/step_capture.py)."""
+        ctx = self.job.context(image, shift)  # type: ignore[arg-type]  # PreparedJob.context passes it through
+        ctx.planned_cutouts = planned_cutouts
         return torch.stack([term.raw(ctx) for term in self.job.terms])
 
-    def __call__(self, image: torch.Tensor, shift: tuple[int, int] = (0, 0)) -> tuple[torch.Tensor, torch.Tensor]:
-        raw = self.raw(image, shift)
+    def __call__(
+        self, image: torch.Tensor, shift: Shift = (0, 0), planned_cutouts: PlannedCutouts | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        raw = self.raw(image, shift, planned_cutouts)
         if self.scales is None:
             self.scales = torch.maximum(torch.where(self.from_start, raw.detach(), self.reference).abs(), self.floors)
         values = self.weights * raw / self.scales

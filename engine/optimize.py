@@ -1,8 +1,9 @@
 """The optimisation runner: render, composite, guide losses, normalise, step; for the parameterised generators
 (pixels, fourier). engine/execute.py picks it by the generator's family.
 
-Progress, previews and cancellation are handled between steps. Loss values stay on the
-device and are copied to the host only when reported, so a GPU step does not wait on the host.
+Progress, previews and cancellation are handled between steps. Loss values stay on the device and are copied to the
+host only when reported, so a GPU step does not wait on the host. How a step runs (eagerly, or captured once and
+replayed: `capture`) is engine/step_capture.py's.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .images import quantize
 from .job import PreparedJob
 from .losses import GuideLosses
 from .progress import CancelToken, Progress, Result
+from .step_capture import build_step
 from .stepper import Stepper
 
 JITTER_STEPS = 2  # shifts of 0, 1 or 2 JITTER_UNITs either way
@@ -37,12 +39,15 @@ def run(
     job: PreparedJob,
     on_progress: Callable[[Progress], None] | None = None,
     cancel: CancelToken | None = None,
+    capture: str | None = None,
 ) -> Result:
+    """`capture`: off, graph or compile (engine/step_capture.py); None: the process's default (off unless set)."""
     spec = job.spec
     steps = spec.steps
     rng = torch.Generator().manual_seed(spec.seed)
     optimizer = Stepper(spec.optimizer, job.generator.parameters(), steps)
     guide_losses = GuideLosses(job)
+    one_step = build_step(job, guide_losses, optimizer, lambda: jitter(rng), capture) if guide_losses else None
 
     pending: list[torch.Tensor] = []  # per step: [total, term...] on the device
     history: list[dict[str, float]] = []
@@ -53,14 +58,8 @@ def run(
     for step in range(steps):
         if cancel is not None and cancel.cancelled:
             raise JobCancelled(f"cancelled after {step} of {steps} steps")
-        optimizer.zero_grad()
-        image = job.render()
-        if guide_losses:
-            total, values = guide_losses(image, jitter(rng))
-            total.backward()
-            optimizer.step()
-            pending.append(torch.cat([total.detach()[None], values.detach()]))
-            optimizer.next_lr()
+        if one_step is not None:
+            pending.append(one_step())
 
         done = step + 1
         # A preview after the first step too: the artist sees the job has started within a step, not after

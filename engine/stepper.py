@@ -6,6 +6,10 @@ Why not torch.optim.Adam itself: its class imports torch._dynamo on the first st
 compilation off around it, which costs 1.3 s of a 3.4 s engine start on a 2-core CPU (bench/startup.py) though
 nothing here is compiled. The update functions are the ones the class calls, with the same state and settings, so
 the bytes are the same (tests/test_stepper.py checks it against the classes, step by step).
+
+A captured step (engine/step_capture.py) cannot read the learning rate or Adam's step count from the host: there
+`scalars()` works out each step's numbers on the host as the update functions do, and `step_with` applies them from
+a device tensor, op for op as torch's single-tensor update (the same bytes on the CPU: tests/test_step_capture.py).
 """
 
 from __future__ import annotations
@@ -82,6 +86,57 @@ class Stepper:
             decoupled_weight_decay=self.kind == "adamw", amsgrad=False, beta1=BETAS[0], beta2=BETAS[1], lr=self.lr,
             weight_decay=self.weight_decay, eps=EPS, maximize=False,
         )  # fmt: skip
+
+    def captured_params(self) -> list[torch.Tensor]:
+        """The parameters a captured update moves: those with state, i.e. updated by an eager step before."""
+        return [p for p in self.params if self.state.get(id(p))]
+
+    def scalars(self) -> list[float]:
+        """This step's numbers for `step_with`, per captured parameter: -lr (sgd), or 1 - lr * weight decay, the
+        square root of the second bias correction and -lr / the first (adam, adamw), for Adam's next step count."""
+        values: list[float] = []
+        for param in self.captured_params():
+            if self.kind == "sgd":
+                values.append(-self.lr)
+                continue
+            count = self.state[id(param)]["step"]
+            assert count is not None
+            step = (count + 1).item()  # the update functions' own arithmetic: a float32 count, read as a float
+            correction1, correction2 = 1 - BETAS[0] ** step, 1 - BETAS[1] ** step
+            values += [1 - self.lr * self.weight_decay, correction2**0.5, -(self.lr / correction1)]
+        return values
+
+    def count_step(self) -> None:
+        """Adam's step counts (kept on the host) after a `step_with`, as the update functions count them."""
+        if self.kind != "sgd":
+            for param in self.captured_params():
+                count = self.state[id(param)]["step"]
+                assert count is not None
+                count += 1
+
+    @torch.no_grad()
+    def step_with(self, values: torch.Tensor) -> None:
+        """The update with `scalars()` in a tensor on the parameters' device: what a CUDA graph can replay."""
+        for index, param in enumerate(self.captured_params()):
+            state, grad = self.state[id(param)], param.grad
+            assert grad is not None, "a captured parameter lost its gradient"
+            if self.weight_decay != 0 and self.kind != "adamw":
+                grad = grad.add(param, alpha=self.weight_decay)
+            if self.kind == "sgd":
+                momentum = state["momentum"]
+                assert momentum is not None
+                momentum.mul_(MOMENTUM).add_(grad, alpha=1)
+                param.add_(momentum * values[index])  # not add_(alpha=-lr), whose fused multiply-add rounds once
+                continue
+            decay, correction2_sqrt, step_size = values[3 * index : 3 * index + 3]
+            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+            assert exp_avg is not None and exp_avg_sq is not None
+            if self.weight_decay != 0 and self.kind == "adamw":
+                param.mul_(decay)
+            exp_avg.lerp_(grad, 1 - BETAS[0])
+            exp_avg_sq.mul_(BETAS[1]).addcmul_(grad, grad, value=1 - BETAS[1])
+            denom = (exp_avg_sq.sqrt() / correction2_sqrt).add_(EPS)
+            param.add_(exp_avg * step_size / denom)  # addcdiv_'s arithmetic: self + (value * t1) / t2
 
     def _state(self, param: torch.Tensor) -> dict[str, torch.Tensor | None]:
         return self.state.setdefault(id(param), {})

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..features import RandomFeatureNet, jittered_features
+from ..features import RandomFeatureNet, Shift, jittered_features
 from ..masks import RegionLayout
 
 if TYPE_CHECKING:
+    from ..cutouts import PlannedCutouts
     from .clip import ClipBank
     from .style import StyleBank
 
@@ -24,9 +25,11 @@ class StepContext:
     layout: RegionLayout
     net: RandomFeatureNet | None
     style_bank: StyleBank | None = None
-    shift: tuple[int, int] = (0, 0)  # circular jitter of the feature pass, see jittered_features
+    shift: Shift = (0, 0)  # circular jitter of the feature pass, see jittered_features
     clip_bank: ClipBank | None = None
     tileable: bool = False  # the canvas wraps around (the spec's `tileable`): filters read across its edges
+    # This step's cutouts, drawn before the step (a captured step, engine/step_capture.py); None: the bank draws them
+    planned_cutouts: PlannedCutouts | None = None
     _features: list[torch.Tensor] | None = field(default=None, repr=False)
     _style: torch.Tensor | None = field(default=None, repr=False)
     _clip: torch.Tensor | None = field(default=None, repr=False)

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..cutouts import RegionCutouts
+from ..cutouts import DrawnCutouts, RegionCutouts
 from ..masks import RegionLayout
 from ..models import ClipBundle, load_clip
 from ..placement import BuildContext, Placement
@@ -69,7 +69,10 @@ class ClipBank:
     def losses(self, ctx: StepContext) -> torch.Tensor:
         """Every CLIP term's loss, shape (T,): the mean spherical distance over its region's cutouts, each
         cutout weighted by how much of it lies in the region."""
-        cut = self.cutouts(ctx.image, self.weights, self.generator)
+        if ctx.planned_cutouts is None:
+            cut = self.cutouts(ctx.image, self.weights, self.generator)
+        else:
+            cut = self.cutouts.cut(ctx.image, ctx.planned_cutouts)
         pixels = cut.pixels.contiguous(memory_format=torch.channels_last)
         with _autocast(pixels.device):
             embeddings = self.bundle.encode_images(pixels)  # the one CLIP image forward of this step
@@ -78,11 +81,16 @@ class ClipBank:
         member = (cut.region[:, None] == self.term_region[None, :]).to(distances.dtype) * cut.weights[:, None]
         return (distances * member).sum(0) / member.sum(0).clamp_min(1e-8)
 
+    def draw(self) -> DrawnCutouts:
+        """The next step's cutout choices, on the host, from the bank's own generator: what `losses` would draw."""
+        return self.cutouts.draw(self.weights, self.generator)
+
 
 def _autocast(device: torch.device) -> AbstractContextManager[Any]:
     """bf16 on CUDA where supported (the matmuls dominate); full precision elsewhere."""
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        # A CUDA graph must not keep autocast's cast cache: its casts would live in the graph's memory pool.
+        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not torch.cuda.is_current_stream_capturing())
     return nullcontext()
 
 

@@ -15,7 +15,7 @@ from functools import partial
 import torch
 from PIL import Image
 
-from ..features import RandomFeatureNet, RegionSupport, image_stats, style_distance
+from ..features import RandomFeatureNet, RegionSupport, Shift, image_stats, style_distance
 from ..filters import resize_to
 from ..images import to_rgb
 from ..placement import BuildContext, Placement, as_tensor
@@ -50,7 +50,7 @@ class StyleBank:
         ]
         self.support: RegionSupport | None = None
 
-    def distances(self, features: list[torch.Tensor], strides: list[int], shift: tuple[int, int]) -> torch.Tensor:
+    def distances(self, features: list[torch.Tensor], strides: list[int], shift: Shift) -> torch.Tensor:
         """Style distance of every term, shape (T,), from features jittered by `shift`."""
         if self.support is None:  # the feature maps' sizes are known from the first step on
             self.support = RegionSupport(self.masks, [tuple(f.shape[-2:]) for f in features], strides)

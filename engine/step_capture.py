@@ -22,11 +22,12 @@ buffer on the device, in one copy; the static step reads them there as tensors: 
 kernel), the augmentations' matrices, the update's learning rate and bias corrections (Stepper.step_with). The
 augmentations' noise is drawn from its seed into a buffer before each replay: drawn inside a graph, it would repeat.
 
-Results are deterministic for a device and mode. The static step, run eagerly on the CPU, gives the same bytes as
-off with adam and adamw, and sgd within float rounding (tests/test_step_capture.py); on CUDA a graph replays the
-same kernels, but eager CUDA updates with torch's foreach kernels, which round in another order, so graph results
-should match off within float rounding: unmeasured, this task had no GPU. compile reorders float arithmetic: on the
-CPU the test job ends within a few 255ths of off (the test states the bound).
+Results: the static step, run eagerly on the CPU, gives off's bytes with adam and adamw, and sgd within float
+rounding (tests/test_step_capture.py); replays repeat the same kernels on the same inputs, so a mode is as
+repeatable as the eager step on its device. On CUDA the eager update uses torch's foreach kernels, which round in
+another order than Stepper.step_with, and roi_align's backward adds overlapping boxes' gradients atomically (eager
+CUDA runs with CLIP differ in the last bits already), so graph should match off within float rounding, not bit for
+bit: unmeasured, this task had no GPU. compile reorders float arithmetic: on the CPU the test job ends within 1e-5 of off.
 
 When capture is impossible (graph on a device that is not CUDA; a guide kind not audited for capture, see
 CAPTURABLE_KINDS; capture or the first compiled step raising), the job says so in one log line and carries on

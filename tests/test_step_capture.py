@@ -120,7 +120,7 @@ def job_spec(clip: bool = True, optimizer: str = "adam") -> dict[str, Any]:
     return jobkit.spec(SIZE, STEPS, regions=regions, optimizer={"kind": optimizer}, losses={"tv": 0.1}, **models)
 
 
-def run(folder: Path, capture: str, **spec: Any) -> np.ndarray:
+def run(folder: Path, capture: str | None, **spec: Any) -> np.ndarray:
     return jobkit.run(jobkit.prepare(folder, job_spec(**spec)), capture=capture).image
 
 
@@ -170,6 +170,17 @@ def test_graph_on_the_cpu_falls_back_to_off_with_one_log_line(folder, off, caplo
     assert np.array_equal(image, off)
     lines = [r.getMessage() for r in caplog.records if r.name == "engine.step_capture"]
     assert len(lines) == 1 and "--capture graph" in lines[0] and "CUDA" in lines[0] and "eagerly" in lines[0]
+
+
+def test_jobs_run_without_a_mode_take_the_process_default(folder, off, monkeypatch, caplog):
+    """storyboard and serve set it from --capture (step_capture.set_default_mode); their jobs pass no mode."""
+    monkeypatch.setattr(step_capture, "_default_mode", "graph")
+    with caplog.at_level(logging.WARNING, logger="engine.step_capture"):
+        image = run(folder, None)
+    assert np.array_equal(image, off)
+    assert ["--capture graph" in r.getMessage() for r in caplog.records] == [True]
+    with pytest.raises(ValueError, match="capture mode must be one of off, graph, compile"):
+        step_capture.set_default_mode("fast")
 
 
 def test_a_failed_capture_falls_back_to_off(folder, off, graph_on_cpu, caplog):

@@ -89,8 +89,10 @@ class ClipBank:
 def _autocast(device: torch.device) -> AbstractContextManager[Any]:
     """bf16 on CUDA where supported (the matmuls dominate); full precision elsewhere."""
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        # A CUDA graph must not keep autocast's cast cache: its casts would live in the graph's memory pool.
-        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not torch.cuda.is_current_stream_capturing())
+        # A CUDA graph must not keep autocast's cast cache: its casts would live in the graph's memory pool. (Traced
+        # by torch.compile, autocast has no cache to keep; the check is skipped there.)
+        capturing = not torch.compiler.is_compiling() and torch.cuda.is_current_stream_capturing()
+        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not capturing)
     return nullcontext()
 
 

@@ -39,6 +39,14 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     return {item["phase"]: item for item in bpykit.results(result)}
 
 
+def test_the_engine_starts_with_blender_only_when_asked_and_only_once(run: dict[str, Any]) -> None:
+    start = run["autostart"]
+    assert start["off"] is False and start["farm"] is False and start["stopped"] == "stopped"
+    assert start["started"] is True and start["again"] is False and start["state"] == "ready"
+    assert start["pid"] is not None
+    assert run["generate"]["engine_pid"] == start["pid"]  # the first Generate ran on it: no second start
+
+
 def test_generate_makes_a_new_result_image_with_previews_and_history(run: dict[str, Any]) -> None:
     gen = run["generate"]
     seen = gen["seen"]

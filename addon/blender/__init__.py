@@ -12,6 +12,7 @@ from . import (
     clip_models,
     connection,
     connection_operators,
+    engine_autostart,
     guides,
     jobs,
     lists,
@@ -53,9 +54,11 @@ def register() -> None:
     storyboard_props.register()  # after props: shots reuse its guides, regions and job status
     for cls in CLASSES:
         bpy.utils.register_class(cls)
+    engine_autostart.register()
 
 
 def unregister() -> None:
+    engine_autostart.unregister()
     jobs.shutdown()
     segment_operators.shutdown()
     connection.shutdown()

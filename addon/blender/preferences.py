@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import bpy
-from bpy.props import CollectionProperty, EnumProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, CollectionProperty, EnumProperty, IntProperty, StringProperty
 
 from ..diffusion import MODEL_SUFFIXES, is_random, label_for, model_path_problem
 from . import connection, install_engine
@@ -62,6 +62,12 @@ class RegiaPreferences(bpy.types.AddonPreferences):
         default="auto",
         description="What the managed engine computes on",
     )
+    start_with_blender: BoolProperty(
+        name="Start with Blender",
+        default=True,
+        description="Start the engine in the background when Blender starts (once it is installed), so the first "
+        "Generate does not wait for it to load",
+    )
     clip_models: StringProperty(
         name="CLIP Models",
         description="NAME:WEIGHTS pairs the managed engine reports on (present or missing), separated by commas, "
@@ -92,6 +98,7 @@ class RegiaPreferences(bpy.types.AddonPreferences):
             draw_install(layout, self)
             layout.prop(self, "python_path")
             layout.prop(self, "device")
+            layout.prop(self, "start_with_blender")
             draw_clip_models(layout, self)
             layout.label(text=f"Engine source: {EXTENSION_ROOT / 'engine'}")
         else:

@@ -159,6 +159,7 @@ def phase_generate(target: bpy.types.Image) -> None:
         result_target=result["regia_target"],
         spec=spec,
         history=[(h.image.name, h.job_id, h.summary) for h in history],
+        engine_pid=addon_module("connection")._managed.pid,
     )
 
 
@@ -654,6 +655,26 @@ def phase_bad_python(target: bpy.types.Image) -> None:
         time.sleep(0.05)
 
 
+def start_with_blender() -> None:
+    """The Start with Blender preference: never with it off nor in a background Blender; once with it on. The
+    generate phase then runs on the engine started here."""
+    autostart, engine = addon_module("engine_autostart"), addon_module("connection")
+    prefs().start_with_blender = False
+    off = autostart.start_if_wanted(background=False)
+    prefs().start_with_blender = True
+    farm = autostart.start_if_wanted(background=True)
+    stopped = engine.status.state
+    started = autostart.start_if_wanted(background=False)
+    pid = engine._managed.pid if engine._managed is not None else None
+    again = autostart.start_if_wanted(background=False)  # already starting: not a second engine
+    deadline = time.monotonic() + 300
+    while autostart.follow_start() is not None:  # the timer's function, driven by hand
+        assert time.monotonic() < deadline, "the engine started with Blender never came up"
+        time.sleep(0.05)
+    emit(phase="autostart", off=off, farm=farm, stopped=stopped, started=started, again=again,
+         state=engine.status.state, pid=pid)  # fmt: skip
+
+
 def main() -> None:
     install()
     assert "torch" not in sys.modules
@@ -664,6 +685,7 @@ def main() -> None:
         entry = prefs().diffusion_models.add()  # the managed engine gets --diffusion=PATH for each
         entry.name, entry.path = label, path
     target = build_scene()
+    start_with_blender()
     for phase in PHASES:
         globals()[f"phase_{phase}"](target)
     engine = addon_module("connection")

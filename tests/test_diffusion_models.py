@@ -282,6 +282,27 @@ def test_a_single_file_and_a_folder_load_to_the_same_components(config, saved, n
     assert no_network == []
 
 
+@pytest.mark.parametrize("form", ["file", "folder"])
+def test_weights_from_files_are_never_drawn_at_random_first(saved, monkeypatch, form):
+    """Every parameter is made on the meta device (or left undrawn) and then takes the file's values: drawing random
+    ones first would cost seconds for a real UNet. A spy on torch.nn.init sees only meta tensors."""
+    drawn: list[str] = []
+    init = torch.nn.init
+    for name in [n for n in vars(init) if n.endswith("_") and not n.startswith("_")]:
+        real = getattr(init, name)
+
+        def spy(tensor, *args, _real=real, _name=name, **kwargs):
+            if not tensor.is_meta:
+                drawn.append(f"{_name}{tuple(tensor.shape)}")
+            return _real(tensor, *args, **kwargs)
+
+        monkeypatch.setattr(init, name, spy)
+    loading.clear_diffusion()
+    bundle = load_diffusion(str(saved["tiny-sd"][form]), CPU)
+    assert drawn == []
+    assert_same(bundle_answers(bundle), saved["tiny-sd"]["expected"])
+
+
 def trained_like(config: str) -> dict[str, Any]:
     return {f"text{i}": m for i, m in enumerate(load_diffusion(f"random:{config}", CPU).text_encoders)}
 

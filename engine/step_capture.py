@@ -27,7 +27,8 @@ rounding (tests/test_step_capture.py); replays repeat the same kernels on the sa
 repeatable as the eager step on its device. On CUDA the eager update uses torch's foreach kernels, which round in
 another order than Stepper.step_with, and roi_align's backward adds overlapping boxes' gradients atomically (eager
 CUDA runs with CLIP differ in the last bits already), so graph should match off within float rounding, not bit for
-bit: unmeasured, this task had no GPU. compile reorders float arithmetic: on the CPU the test job ends within 1e-5 of off.
+bit: unmeasured, this task had no GPU. compile reorders float arithmetic: on the CPU the test job ends within 1e-5
+of off (README: Step capture).
 
 When capture is impossible (graph on a device that is not CUDA; a guide kind not audited for capture, see
 CAPTURABLE_KINDS; capture or the first compiled step raising), the job says so in one log line and carries on
@@ -120,9 +121,11 @@ class CudaGraphs:
     @contextmanager
     def warmup(self) -> Iterator[None]:
         self.stream.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(self.stream):
-            yield
-        torch.cuda.current_stream(self.device).wait_stream(self.stream)
+        try:
+            with torch.cuda.stream(self.stream):
+                yield
+        finally:
+            torch.cuda.current_stream(self.device).wait_stream(self.stream)
 
     def capture(self, step: Step) -> Step:
         graph = torch.cuda.CUDAGraph()

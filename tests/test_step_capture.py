@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import jobkit
@@ -181,6 +182,14 @@ def test_jobs_run_without_a_mode_take_the_process_default(folder, off, monkeypat
     assert ["--capture graph" in r.getMessage() for r in caplog.records] == [True]
     with pytest.raises(ValueError, match="capture mode must be one of off, graph, compile"):
         step_capture.set_default_mode("fast")
+
+
+def test_graph_refuses_guide_kinds_not_checked_for_capture():
+    def job(*kinds: str) -> Any:
+        return SimpleNamespace(device=torch.device("cuda"), terms=[SimpleNamespace(kind=kind) for kind in kinds])
+
+    assert step_capture.graph_problem(job("style", "clip", "tv")) is None
+    assert step_capture.graph_problem(job("style", "mystery")) == "guide kind(s) mystery not checked for capture"
 
 
 def test_a_failed_capture_falls_back_to_off(folder, off, graph_on_cpu, caplog):

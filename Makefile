@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 # The suite runs on every core, a test file per worker (module fixtures, e.g. one engine server, stay shared).
 PARALLEL := -n auto --dist loadfile
 
-.PHONY: help venv demo engine-demo test test-fast test-perf test-install test-bpy42 lint format bench schema extension requirements clean distclean
+.PHONY: help venv demo engine-demo test test-fast test-perf test-install test-bpy42 lint format bench schema extension requirements clean distclean gpu-wheels
 
 help:
 	@echo "make demo       the main job through the Blender add-on (headless bpy, managed engine); writes out/demo/"
@@ -31,6 +31,7 @@ help:
 	@echo "make bench      run every bench/*.py script"
 	@echo "make schema     print the job spec's JSON Schema"
 	@echo "make extension  validate and build the Blender extension zip into dist/"
+	@echo "make gpu-wheels    download the wheels bench/gpu_check.sh installs on a CUDA machine without network"
 	@echo "make requirements  write addon/engine_requirements.txt (what Install Engine installs) from pyproject.toml"
 	@echo "make clean      remove outputs and caches (keeps .venv); distclean removes .venv too"
 
@@ -56,6 +57,18 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow and not bpy and not perf" $(PYTEST_ARGS)
+
+# Wheels for a CUDA machine without network or the engine's packages (bench/gpu_check.sh installs them from .whl/):
+# the engine's pins that such a machine lacked, and what they need, for its Python (GPU_PYTHON, 3.12 by default).
+GPU_PYTHON ?= 3.12
+GPU_WHEELS = open_clip_torch==3.3.0 kornia==0.9.0 pydantic==2.14.4 fastapi==0.165.0 uvicorn==0.54.0 \
+	diffusers==0.42.1 accelerate==1.15.0 timm==1.0.31 ftfy==6.3.1 wcwidth==0.9.4 kornia_rs==0.2.0 \
+	pydantic_core==2.50.5 annotated_types==0.8.0 typing_inspection==0.4.5 typing_extensions==4.16.0 \
+	starlette==1.10.0 annotated_doc==0.0.7 importlib_metadata==10.2.0
+gpu-wheels:
+	mkdir -p .whl
+	$(VENV)/bin/pip download -q --no-deps --only-binary=:all: --python-version $(GPU_PYTHON) -d .whl $(GPU_WHEELS) \
+		2>&1 | { grep -v 'WARNING: Location' || true; }
 
 test-perf: $(STAMP)
 	$(PY) -m pytest -m perf $(PYTEST_ARGS)

@@ -156,8 +156,9 @@ def graph_problem(job: PreparedJob) -> str | None:
 
 def compile_forward(forward: Callable, device: torch.device) -> Callable:
     """torch.compile, imported on use: the eager path never loads torch._dynamo. Shapes never change within a job,
-    so they stay static; `dynamic=None` (not False) lets a changing Python int (ClipBundle.encode_images counts its
-    calls) turn symbolic after one recompile, where False would recompile on every step."""
+    so they stay static; `dynamic=None` (not False) lets a Python int that changes every step turn symbolic after one
+    recompile, where False would recompile on every step (ClipBundle.encode_images keeps its call count out of
+    compiled code for that reason)."""
     if device.type == "cpu":
         from .cutout_crops import run_cpu_crops_eagerly
 

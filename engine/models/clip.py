@@ -179,7 +179,8 @@ class ClipBundle:
         side = self.image_size
         if pixels.ndim != 4 or pixels.shape[1] != 3 or tuple(pixels.shape[-2:]) != (side, side):
             raise ValueError(f"encode_images takes (N, 3, {side}, {side}) pixels, got {tuple(pixels.shape)}")
-        self.image_forwards += 1
+        if not torch.compiler.is_compiling():  # a count changing under torch.compile would make it recompile
+            self.image_forwards += 1
         x = (pixels - self.mean) / self.std
         if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

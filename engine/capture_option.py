@@ -14,8 +14,6 @@ HELP = (
     "impossible the job says so once and runs eagerly. Diffusion jobs ignore it"
 )
 
-RAY_NOTE = "note: --capture applies to steps run in this process: Ray actors run theirs eagerly"
-
 
 def add_capture(parser: argparse.ArgumentParser) -> None:
     # Checked by check_capture, not argparse's choices: a bad value is one `error: --capture: ...` line, exit 2.

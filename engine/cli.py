@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .capture_option import RAY_NOTE, add_capture, check_capture
+from .capture_option import add_capture, check_capture
 from .cli_segment import add_segment_command
 from .cli_serve import add_serve_command
 from .errors import JobCancelled, RegiaError, SpecError, SpecErrors
@@ -136,9 +136,7 @@ def cmd_storyboard(args: argparse.Namespace) -> int:
         raise SpecErrors([SpecError("--actors", "must be 0 or more", args.actors, "0 (one per GPU or CPU slot) or N")])
     from .step_capture import set_default_mode
 
-    set_default_mode(args.capture)  # the shots run through execute here, one after another
-    if args.ray is not None and args.capture != "off":
-        print(RAY_NOTE, file=sys.stderr)
+    set_default_mode(args.capture)  # the shots run through execute here, one after another (on Ray: the actors')
     return _render_storyboard(path, Path(args.out), args)
 
 
@@ -157,7 +155,7 @@ def _ray_runner(args: argparse.Namespace, source: Any) -> tuple[Any, torch.devic
         device = torch.device("cuda" if connect(address).cluster_resources().get("GPU", 0) > 0 else "cpu")
     else:
         device = pick_device(args.device)
-    settings = PoolSettings(actors=args.actors, device=device.type, threads=args.threads or 1)
+    settings = PoolSettings(actors=args.actors, device=device.type, threads=args.threads or 1, capture=args.capture)
     bar: list[tqdm] = []
 
     def on_progress(done: int, total: int) -> None:

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .capture_option import RAY_NOTE, add_capture
+from .capture_option import add_capture
 from .errors import SpecError
 
 EXIT_USAGE = 2
@@ -77,8 +77,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .step_capture import set_default_mode
 
     set_default_mode(args.capture)  # the worker threads run jobs through execute with the process's default
-    if args.ray is not None and args.capture != "off":
-        print(RAY_NOTE, file=sys.stderr)
     return serve(
         ServerConfig(
             data_dir=Path(args.data_dir),
@@ -102,6 +100,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             threads=args.threads,
             ray=args.ray,
             ray_actors=args.ray_actors,
+            capture=args.capture,
         )
     )
 

@@ -96,6 +96,19 @@ def test_a_board_on_two_actors_gives_the_single_process_bytes(local_ray, tmp_pat
     assert same_outputs(tmp_path / "single", tmp_path / "ray")
 
 
+def test_actors_run_their_steps_in_the_capture_mode_asked(local_ray, tmp_path):
+    """--capture reaches the actors; graph on the CPU falls back to the eager step, so the bytes are off's."""
+    path = write_board(tmp_path, steps=5)
+    single_process(path, tmp_path / "single")
+    actors: list[dict[str, Any]] = []
+    settings = PoolSettings(actors=1, threads=1, capture="graph")
+    runner = ray_runner(FolderSource(path.parent), None, settings, on_ready=actors.extend)
+    reports = render(path, tmp_path / "ray", runner)
+    assert [r.status for r in reports] == ["done"] * SHOTS, [r.error for r in reports]
+    assert [a["capture"] for a in actors] == ["graph"]
+    assert same_outputs(tmp_path / "single", tmp_path / "ray")
+
+
 def test_an_actor_killed_mid_board_is_restarted_and_its_shot_retried(local_ray, tmp_path):
     path = write_board(tmp_path, steps=60)
     single_process(path, tmp_path / "single")

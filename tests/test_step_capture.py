@@ -282,3 +282,11 @@ def test_a_bad_capture_value_is_a_usage_error(tmp_path, capsys, command):
     err = capsys.readouterr().err.strip()
     assert err == "error: --capture: not a capture mode; got 'fast'; allowed: off, graph, compile"
     assert not (tmp_path / "out").exists() and not (tmp_path / "data").exists()
+
+
+def test_serve_hands_its_capture_mode_to_ray_actors():
+    from engine.server.config import ServerConfig
+    from engine.server.ray_worker import pool_settings
+
+    assert pool_settings(None, ServerConfig(device="cpu", capture="graph")).capture == "graph"
+    assert pool_settings(None, ServerConfig(device="cpu")).capture == "off"

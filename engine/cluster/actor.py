@@ -17,27 +17,33 @@ if TYPE_CHECKING:
 
 
 class EngineActor:
-    def __init__(self, device: str = "cpu", threads: int = 0) -> None:
+    def __init__(self, device: str = "cpu", threads: int = 0, capture: str = "off") -> None:
         import torch
 
         from ..device import pick_device
+        from ..step_capture import set_default_mode
 
         if threads > 0:  # the same thread count as a single-process run gives the same bytes
             torch.set_num_threads(threads)
+        set_default_mode(capture)  # every job and shot of this actor runs its steps so
         self.device = pick_device(device)
         self._lock = threading.Lock()
         self._cancel: Any = None
         self._progress: dict[str, Any] = {}
 
     def ready(self) -> dict[str, Any]:
-        """Who this actor is: its process, device, threads, and whether Ray restarted it after a crash."""
+        """Who this actor is: its process, device, threads, capture mode, and whether Ray restarted it after a
+        crash."""
         import ray
         import torch
+
+        from ..step_capture import default_mode
 
         return {
             "pid": os.getpid(),
             "device": str(self.device),
             "threads": torch.get_num_threads(),
+            "capture": default_mode(),
             "restarted": ray.get_runtime_context().was_current_actor_reconstructed,
         }
 

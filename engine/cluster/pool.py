@@ -59,6 +59,7 @@ class PoolSettings:
     actors: int = 0  # 0: one per GPU (device cuda) or per `threads` CPUs of the cluster
     device: str = "cpu"
     threads: int = 1  # torch threads per actor: CPUs each actor asks Ray for
+    capture: str = "off"  # how each actor runs the optimiser's steps (--capture, engine/step_capture.py)
 
     def count(self, ray: Any) -> int:
         if self.actors > 0:
@@ -93,7 +94,7 @@ class EnginePool:
         self._cancelled = threading.Event()
 
     def _new_actor(self) -> Any:
-        return self._remote.remote(self.settings.device, self.settings.threads)
+        return self._remote.remote(self.settings.device, self.settings.threads, self.settings.capture)
 
     def replace(self, actor: Any) -> Any:
         """A new actor in place of one Ray could not bring back, so that a long-lived pool (the server's) keeps

@@ -40,6 +40,7 @@ class ServerConfig:
     threads: int | None = None  # torch intra-op threads for jobs (None: engine.threads.default_threads())
     ray: str | None = None  # --ray ADDRESS: jobs run on engine actors of this Ray cluster (None: in this process)
     ray_actors: int = 0  # --ray-actors: 0 is one per GPU, or one per --threads CPUs of the cluster
+    capture: str = "off"  # --capture: how steps run, here and on the Ray actors (engine/step_capture.py)
 
     @property
     def max_blob_bytes(self) -> int:

@@ -67,7 +67,7 @@ def pool_settings(ray: Any, config: ServerConfig) -> PoolSettings:
     device = config.device
     if device == "auto":
         device = "cuda" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu"
-    return PoolSettings(actors=config.ray_actors, device=device, threads=config.threads or 1)
+    return PoolSettings(actors=config.ray_actors, device=device, threads=config.threads or 1, capture=config.capture)
 
 
 class ActorCancel(CancelToken):

@@ -527,7 +527,7 @@ def phase_storyboard(target: bpy.types.Image) -> None:
     """Shots from Markers asks before removing shots no marker makes; a failed shot says why in the list; Open in
     Image Editor and Regenerate are greyed out when they cannot work; the message box clears when jobs end."""
     scene, board, out = bpy.context.scene, bpy.context.scene.regia_storyboard, {}
-    operators, shot_jobs, jobs = blender("storyboard_operators"), blender("shot_jobs"), blender("jobs")
+    operators, shot_jobs, jobs = blender("storyboard_shots"), blender("shot_jobs"), blender("jobs")
     board.shots.clear()
     camera = bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam"))
     scene.collection.objects.link(camera)

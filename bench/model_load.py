@@ -43,29 +43,22 @@ print(time.perf_counter() - start)
 
 def write_models(config: str, folder: Path) -> dict[str, Path]:
     """The config's random weights as a diffusers folder and as one original-layout .safetensors file."""
-    import shutil
-
     import ldm_layout
     import torch
     from safetensors.torch import save_file
 
-    from engine.diffusion import weights as found
     from engine.diffusion.loading import load_diffusion
 
     bundle = load_diffusion(f"random:{config}", torch.device("cpu"))
-    root = folder / "folder"
-    root.mkdir()
-    shutil.copy(found.CONFIG_ROOT / config / "model_index.json", root / "model_index.json")
-    bundle.unet.save_pretrained(root / "unet")
-    bundle.vae.save_pretrained(root / "vae")
-    for i, (encoder, tokenizer) in enumerate(zip(bundle.text_encoders, bundle.tokenizers, strict=True)):
-        suffix = f"_{i + 1}" if i else ""
-        encoder.save_pretrained(root / f"text_encoder{suffix}")
-        tokenizer.save_pretrained(root / f"tokenizer{suffix}")
-    (root / "scheduler").mkdir()
-    import json
-
-    (root / "scheduler" / "scheduler_config.json").write_text(json.dumps(bundle.scheduler_config))
+    root = ldm_layout.save_diffusers_folder(
+        folder / "folder",
+        config,
+        bundle.unet,
+        bundle.vae,
+        bundle.text_encoders,
+        bundle.tokenizers,
+        bundle.scheduler_config,
+    )
     state = ldm_layout.checkpoint(bundle.family, bundle.unet, bundle.vae, bundle.text_encoders)
     single = folder / "model.safetensors"
     save_file({key: value.contiguous() for key, value in state.items()}, str(single))

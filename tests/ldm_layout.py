@@ -13,7 +13,10 @@ OpenAI CLIP sits whole under its prefix; OpenCLIP keeps q, k and v as one `in_pr
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -178,3 +181,23 @@ def checkpoint(family: str, unet: Any, vae: Any, texts: list[Any]) -> dict[str, 
     else:
         out |= clip_to_ldm(texts[0].state_dict(), SDXL_TEXT[0]) | open_clip_to_ldm(texts[1].state_dict(), SDXL_TEXT[1])
     return out
+
+
+def save_diffusers_folder(
+    folder: Path, config: str, unet: Any, vae: Any, texts: list[Any], tokenizers: list[Any], scheduler: dict
+) -> Path:
+    """The same models as a diffusers folder, laid out as save_pretrained leaves it (`config`: a shipped config,
+    whose model_index.json it takes)."""
+    from engine.diffusion import weights as found
+
+    folder.mkdir(parents=True)
+    shutil.copy(found.CONFIG_ROOT / config / "model_index.json", folder / "model_index.json")
+    unet.save_pretrained(folder / "unet")
+    vae.save_pretrained(folder / "vae")
+    for i, (encoder, tokenizer) in enumerate(zip(texts, tokenizers, strict=True)):
+        suffix = f"_{i + 1}" if i else ""
+        encoder.save_pretrained(folder / f"text_encoder{suffix}")
+        tokenizer.save_pretrained(folder / f"tokenizer{suffix}")
+    (folder / "scheduler").mkdir()
+    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler))
+    return folder

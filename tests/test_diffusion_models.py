@@ -112,21 +112,6 @@ def ldm_checkpoint(family: str, models: dict[str, Any]) -> dict[str, torch.Tenso
     return {key: value.contiguous() for key, value in state.items()}
 
 
-def save_folder(folder: Path, config: str, models: dict[str, Any], bundle: DiffusionBundle) -> Path:
-    """A diffusers folder as save_pretrained leaves it."""
-    folder.mkdir(parents=True)
-    shutil.copy(found.CONFIG_ROOT / config / "model_index.json", folder / "model_index.json")
-    models["unet"].save_pretrained(folder / "unet")
-    models["vae"].save_pretrained(folder / "vae")
-    for i, (encoder, tokenizer) in enumerate(zip(texts_of(models), bundle.tokenizers, strict=True)):
-        suffix = f"_{i + 1}" if i else ""
-        encoder.save_pretrained(folder / f"text_encoder{suffix}")
-        tokenizer.save_pretrained(folder / f"tokenizer{suffix}")
-    (folder / "scheduler").mkdir()
-    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(bundle.scheduler_config))
-    return folder
-
-
 def raises(weights: str, *parts: str) -> SpecError:
     """The check and the load both refuse the weights, naming the field and the given parts."""
     problem = check_diffusion_available(weights)
@@ -156,7 +141,15 @@ def saved(tiny, tmp_path_factory) -> dict[str, Any]:
         file = root / f"{config}.safetensors"
         save_file(state, str(file))
         torch.save({"global_step": 1, "state_dict": state}, root / f"{config}.ckpt")
-        folder = save_folder(root / f"{config}-folder", config, models, bundle)
+        folder = ldm_layout.save_diffusers_folder(
+            root / f"{config}-folder",
+            config,
+            models["unet"],
+            models["vae"],
+            texts_of(models),
+            bundle.tokenizers,
+            bundle.scheduler_config,
+        )
         out[config] = {
             "file": file,
             "ckpt": root / f"{config}.ckpt",
